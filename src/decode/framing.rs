@@ -1,0 +1,415 @@
+//! Cutting the bus byte stream into frames, with no I/O.
+//!
+//! The unix and TCP bus carry msgpack maps `{"head": {}, "body": <bin|str>}`
+//! back to back (2016.3 .. 3006.25, 3007, 3008), or each behind a 4-byte
+//! big-endian length (3006.26 .. 3006.30). A connection starts on a frame
+//! boundary, so the first byte tells which: `0x00` is a length prefix, a map
+//! marker (`0x80..=0x8f`, `0xde`, `0xdf`) a bare map.
+//!
+//! **Malformed input.** A frame whose length is known (a length prefix, or a
+//! bare map whose body parsed) but whose content is bad is skipped whole. When
+//! the structure itself is broken the decoder *resynchronises*: it drops bytes
+//! until the next place that looks like a frame start, `0x82 0xa4 "head"` or
+//! `0x82 0xa4 "body"` (the two-key map Salt always packs; Python 2 dicts may put
+//! `body` first), preceded by a plausible length on a length-prefixed stream.
+//! Each skipped run is reported once, as one [`Frame::Malformed`] with its
+//! stream offset and length. A length that claims more than `max_frame` bytes
+//! is malformed; a smaller corrupt length makes the decoder wait for that many
+//! bytes before it can tell, which is why `max_frame` should stay near the
+//! master's `max_event_size`.
+
+use std::ops::Range;
+
+use bytes::{Buf, Bytes, BytesMut};
+use memchr::memmem;
+
+use super::msgpack::{Cursor, Head, MsgpackError};
+
+/// Default bound on one frame: 16 times Salt's default `max_event_size`.
+pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+
+/// How frames are delimited on one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    BareMap,
+    LengthPrefixed,
+}
+
+/// One result of [`FrameDecoder::decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A frame's body (`tag\n\n<msgpack>`), and where the frame started.
+    Body { offset: u64, body: Bytes },
+    /// `len` bytes from `offset` were skipped.
+    Malformed {
+        offset: u64,
+        len: usize,
+        reason: FrameError,
+    },
+}
+
+/// Why bytes were skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("byte 0x{0:02x} starts neither a bare map nor a length prefix")]
+    UnknownStart(u8),
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("not a {{head, body}} envelope: {0}")]
+    BadEnvelope(&'static str),
+    #[error("envelope: {0}")]
+    Msgpack(MsgpackError),
+    #[error("length prefix says {prefix} bytes, the envelope used {used}")]
+    LengthMismatch { prefix: usize, used: usize },
+    #[error("stream ended inside a frame")]
+    Truncated,
+}
+
+#[derive(Debug)]
+struct Skip {
+    offset: u64,
+    len: usize,
+    reason: FrameError,
+}
+
+/// Stateful frame cutter for one connection.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    framing: Option<Framing>,
+    /// Stream offset of the first byte still in the caller's buffer.
+    offset: u64,
+    max_frame: usize,
+    skipping: Option<Skip>,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl FrameDecoder {
+    pub fn new(max_frame: usize) -> Self {
+        FrameDecoder {
+            framing: None,
+            offset: 0,
+            max_frame,
+            skipping: None,
+        }
+    }
+
+    /// The framing detected so far, if any byte has been seen.
+    pub fn framing(&self) -> Option<Framing> {
+        self.framing
+    }
+
+    /// Takes the next frame off the front of `buf`, or returns `None` when
+    /// `buf` holds no complete frame yet. Call again until it returns `None`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        loop {
+            if self.skipping.is_some() {
+                return self.continue_skip(buf);
+            }
+            let first = *buf.first()?;
+            let framing = match self.framing {
+                Some(f) => f,
+                None => match first {
+                    0x00 => *self.framing.insert(Framing::LengthPrefixed),
+                    0x80..=0x8f | 0xde | 0xdf => *self.framing.insert(Framing::BareMap),
+                    b => {
+                        self.start_skip(buf, 1, FrameError::UnknownStart(b));
+                        continue;
+                    }
+                },
+            };
+            match framing {
+                Framing::LengthPrefixed => return self.decode_prefixed(buf),
+                Framing::BareMap => match envelope(buf, self.max_frame) {
+                    Ok((body, used)) => return Some(self.take_body(buf, used, body)),
+                    Err(FrameError::Msgpack(MsgpackError::Truncated { .. }))
+                        if buf.len() <= self.max_frame + 64 =>
+                    {
+                        return None
+                    }
+                    Err(e) => self.start_skip(buf, 1, e),
+                },
+            }
+        }
+    }
+
+    /// Call at end of stream: reports whatever is left in `buf` and clears it.
+    pub fn finish(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        if let Some(mut s) = self.skipping.take() {
+            s.len += buf.len();
+            self.advance(buf, buf.len());
+            return Some(Frame::Malformed {
+                offset: s.offset,
+                len: s.len,
+                reason: s.reason,
+            });
+        }
+        if buf.is_empty() {
+            return None;
+        }
+        let (offset, len) = (self.offset, buf.len());
+        self.advance(buf, len);
+        Some(Frame::Malformed {
+            offset,
+            len,
+            reason: FrameError::Truncated,
+        })
+    }
+
+    fn decode_prefixed(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > self.max_frame {
+            self.start_skip(
+                buf,
+                1,
+                FrameError::TooLarge {
+                    len,
+                    max: self.max_frame,
+                },
+            );
+            return self.decode(buf);
+        }
+        let frame = buf.get(4..4 + len)?;
+        let result = match envelope(frame, self.max_frame) {
+            Ok((body, used)) if used == len => Ok(body),
+            Ok((_, used)) => Err(FrameError::LengthMismatch { prefix: len, used }),
+            Err(e) => Err(e),
+        };
+        Some(match result {
+            Ok(body) => self.take_body(buf, 4 + len, (body.start + 4)..(body.end + 4)),
+            // The boundary is known: skip exactly this frame.
+            Err(reason) => {
+                let offset = self.offset;
+                self.advance(buf, 4 + len);
+                Frame::Malformed {
+                    offset,
+                    len: 4 + len,
+                    reason,
+                }
+            }
+        })
+    }
+
+    fn take_body(&mut self, buf: &mut BytesMut, used: usize, body: Range<usize>) -> Frame {
+        let offset = self.offset;
+        self.offset += used as u64;
+        let frame = buf.split_to(used).freeze();
+        Frame::Body {
+            offset,
+            body: frame.slice(body),
+        }
+    }
+
+    fn advance(&mut self, buf: &mut BytesMut, n: usize) {
+        buf.advance(n);
+        self.offset += n as u64;
+    }
+
+    fn start_skip(&mut self, buf: &mut BytesMut, n: usize, reason: FrameError) {
+        self.skipping = Some(Skip {
+            offset: self.offset,
+            len: n,
+            reason,
+        });
+        self.advance(buf, n);
+    }
+
+    fn continue_skip(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        let found = next_frame_start(buf, self.framing, self.max_frame);
+        let n = found.unwrap_or_else(|| buf.len().saturating_sub(PATTERN_LEN + 4));
+        self.advance(buf, n);
+        let skip = self.skipping.as_mut()?;
+        skip.len += n;
+        found?;
+        let s = self.skipping.take()?;
+        Some(Frame::Malformed {
+            offset: s.offset,
+            len: s.len,
+            reason: s.reason,
+        })
+    }
+}
+
+const PATTERN_LEN: usize = 6;
+
+/// Index of the next plausible frame start in `buf`, if any.
+fn next_frame_start(buf: &[u8], framing: Option<Framing>, max_frame: usize) -> Option<usize> {
+    let finder = memmem::Finder::new(b"\x82\xa4");
+    let mut from = 0;
+    while let Some(i) = finder.find(&buf[from..]).map(|i| i + from) {
+        from = i + 1;
+        let Some(name) = buf.get(i + 2..i + PATTERN_LEN) else {
+            return None;
+        };
+        if name != b"head" && name != b"body" {
+            continue;
+        }
+        let prefixed_at = i.checked_sub(4).filter(|&p| {
+            let len = u32::from_be_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
+            buf[p] == 0 && len <= max_frame
+        });
+        match framing {
+            Some(Framing::BareMap) => return Some(i),
+            Some(Framing::LengthPrefixed) => {
+                if let Some(p) = prefixed_at {
+                    return Some(p);
+                }
+            }
+            None => return Some(prefixed_at.unwrap_or(i)),
+        }
+    }
+    None
+}
+
+/// Parses a `{head, body}` envelope at the start of `bytes`; returns the range
+/// of the body payload and the bytes the whole map used.
+fn envelope(bytes: &[u8], max_frame: usize) -> Result<(Range<usize>, usize), FrameError> {
+    let mut c = Cursor::new(bytes);
+    let n = match c.head().map_err(FrameError::Msgpack)? {
+        Head::Map(n) if (1..=16).contains(&n) => n,
+        _ => return Err(FrameError::BadEnvelope("not a small map")),
+    };
+    let mut body = None;
+    for _ in 0..n {
+        let key = match c.head().map_err(FrameError::Msgpack)? {
+            Head::Str(k) => c.take(k).map_err(FrameError::Msgpack)?,
+            _ => return Err(FrameError::BadEnvelope("key is not a string")),
+        };
+        if key == b"body" {
+            let len = match c.head().map_err(FrameError::Msgpack)? {
+                Head::Bin(len) | Head::Str(len) => len,
+                _ => return Err(FrameError::BadEnvelope("body is not bytes")),
+            };
+            if len > max_frame {
+                return Err(FrameError::TooLarge {
+                    len,
+                    max: max_frame,
+                });
+            }
+            let start = c.pos();
+            c.take(len).map_err(FrameError::Msgpack)?;
+            body = Some(start..start + len);
+        } else {
+            c.skip_value().map_err(FrameError::Msgpack)?;
+        }
+    }
+    let body = body.ok_or(FrameError::BadEnvelope("no body"))?;
+    Ok((body, c.pos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bare(body: &[u8]) -> Vec<u8> {
+        let mut f = vec![
+            0x82, 0xa4, b'h', b'e', b'a', b'd', 0x80, 0xa4, b'b', b'o', b'd', b'y',
+        ];
+        f.push(0xc4);
+        f.push(body.len() as u8);
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn prefixed(body: &[u8]) -> Vec<u8> {
+        let map = bare(body);
+        let mut f = (map.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&map);
+        f
+    }
+
+    fn run(stream: &[u8]) -> Vec<Frame> {
+        let mut d = FrameDecoder::default();
+        let mut buf = BytesMut::from(stream);
+        let mut out = Vec::new();
+        while let Some(f) = d.decode(&mut buf) {
+            out.push(f);
+        }
+        out.extend(d.finish(&mut buf));
+        out
+    }
+
+    #[test]
+    fn detects_both_framings() {
+        for (stream, framing) in [
+            ([bare(b"a"), bare(b"b")].concat(), Framing::BareMap),
+            (
+                [prefixed(b"a"), prefixed(b"b")].concat(),
+                Framing::LengthPrefixed,
+            ),
+        ] {
+            let mut d = FrameDecoder::default();
+            let mut buf = BytesMut::from(&stream[..]);
+            let a = d.decode(&mut buf).unwrap();
+            assert!(matches!(a, Frame::Body { offset: 0, ref body } if body == "a"));
+            assert!(
+                matches!(d.decode(&mut buf), Some(Frame::Body { ref body, .. }) if body == "b")
+            );
+            assert_eq!(d.framing(), Some(framing));
+            assert_eq!(d.decode(&mut buf), None);
+        }
+    }
+
+    #[test]
+    fn garbage_between_frames_is_one_malformed_run() {
+        let stream = [bare(b"a"), b"\x01garbage\xff".to_vec(), bare(b"b")].concat();
+        let frames = run(&stream);
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        assert!(matches!(
+            frames[1],
+            Frame::Malformed {
+                offset: 15,
+                len: 9,
+                ..
+            }
+        ));
+        assert!(matches!(frames[2], Frame::Body { ref body, .. } if body == "b"));
+    }
+
+    #[test]
+    fn bad_prefixed_frame_is_skipped_by_its_length() {
+        let mut bad = prefixed(b"x");
+        bad[4] = 0x91; // an array, not a map
+        let stream = [bad.clone(), prefixed(b"b")].concat();
+        let frames = run(&stream);
+        assert!(matches!(frames[0], Frame::Malformed { offset: 0, len, .. } if len == bad.len()));
+        assert!(matches!(frames[1], Frame::Body { ref body, .. } if body == "b"));
+    }
+
+    #[test]
+    fn truncated_tail_is_reported_at_finish() {
+        let full = bare(b"abc");
+        let frames = run(&full[..full.len() - 1]);
+        assert_eq!(
+            frames,
+            vec![Frame::Malformed {
+                offset: 0,
+                len: full.len() - 1,
+                reason: FrameError::Truncated
+            }]
+        );
+    }
+
+    #[test]
+    fn oversized_length_resynchronises() {
+        let mut big = vec![
+            0x82, 0xa4, b'h', b'e', b'a', b'd', 0x80, 0xa4, b'b', b'o', b'd', b'y',
+        ];
+        big.extend_from_slice(&[0xc6, 0x7f, 0xff, 0xff, 0xff]);
+        let stream = [big, bare(b"b")].concat();
+        let frames = run(&stream);
+        assert!(matches!(
+            frames[0],
+            Frame::Malformed {
+                reason: FrameError::TooLarge { .. },
+                ..
+            }
+        ));
+        assert!(matches!(frames[1], Frame::Body { ref body, .. } if body == "b"));
+    }
+}

@@ -1,0 +1,154 @@
+//! The one event type every stage shares.
+//!
+//! An [`Event`] is what Salt's own listener yields, `{tag, data}`, plus what
+//! saltbridge knows about it: when it was read, from which source, and the
+//! bus bytes it came from. The data is kept as JSON text, written once by the
+//! decoder (see `docs/event-json.md` for how msgpack maps to JSON); a stage
+//! that needs to look inside asks [`Event::data`], which parses it at most once.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::decode::json::write_str;
+
+/// Tags saltbridge itself emits start with this prefix.
+pub const OWN_TAG_PREFIX: &str = "saltbridge/";
+
+/// One event from the bus (or one saltbridge made, such as a gap marker).
+#[derive(Debug, Clone)]
+pub struct Event {
+    tag: String,
+    data: JsonText,
+    received_at: SystemTime,
+    source: Arc<str>,
+    raw: Option<RawBody>,
+    parsed: OnceLock<Value>,
+}
+
+/// Valid JSON text. Only the decoder, `serde_json` and this module make one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(Box<str>);
+
+impl JsonText {
+    /// Wraps text the caller guarantees is one valid JSON value.
+    pub(crate) fn trusted(text: String) -> Self {
+        JsonText(text.into_boxed_str())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&Value> for JsonText {
+    fn from(v: &Value) -> Self {
+        JsonText(v.to_string().into_boxed_str())
+    }
+}
+
+/// The bus body an event was decoded from, untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    /// `tag + "\n\n" + msgpack(data)` as Salt sent it (the padded form on old masters).
+    pub body: Bytes,
+    /// Where the msgpack data starts in `body`.
+    pub data_offset: usize,
+}
+
+impl RawBody {
+    /// The msgpack-encoded data, for sinks that want Salt's own encoding.
+    pub fn msgpack_data(&self) -> &[u8] {
+        &self.body[self.data_offset..]
+    }
+}
+
+impl Event {
+    /// An event whose data is already JSON text.
+    pub fn new(
+        tag: String,
+        data: JsonText,
+        received_at: SystemTime,
+        source: Arc<str>,
+        raw: Option<RawBody>,
+    ) -> Self {
+        Event {
+            tag,
+            data,
+            received_at,
+            source,
+            raw,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// An event made by saltbridge itself (gap markers, summaries).
+    pub fn synthetic(tag: impl Into<String>, data: Value, source: Arc<str>) -> Self {
+        let text = JsonText::from(&data);
+        let ev = Event::new(tag.into(), text, SystemTime::now(), source, None);
+        let _ = ev.parsed.set(data);
+        ev
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// The data as JSON text, exactly as decoded.
+    pub fn data_json(&self) -> &str {
+        self.data.as_str()
+    }
+
+    /// The data as a JSON value, parsed on first use.
+    pub fn data(&self) -> &Value {
+        self.parsed.get_or_init(|| {
+            // JsonText is valid JSON by construction; Null is unreachable.
+            serde_json::from_str(self.data.as_str()).unwrap_or(Value::Null)
+        })
+    }
+
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// The source spec the event was read from (`ipc:/...`), or `saltbridge`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn raw(&self) -> Option<&RawBody> {
+        self.raw.as_ref()
+    }
+
+    /// True for events saltbridge made itself.
+    pub fn is_own(&self) -> bool {
+        self.tag.starts_with(OWN_TAG_PREFIX)
+    }
+
+    /// Appends `{"tag":...,"data":...}` to `out`, the form of `tail --format json`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"tag\":");
+        write_str(out, &self.tag);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(self.data.as_str().as_bytes());
+        out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn write_json_is_tag_and_data() {
+        let ev = Event::synthetic("a/\"b\"", json!({"x": [1, 2]}), Arc::from("test"));
+        let mut out = Vec::new();
+        ev.write_json(&mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, json!({"tag": "a/\"b\"", "data": {"x": [1, 2]}}));
+        assert_eq!(ev.data()["x"][1], json!(2));
+    }
+}

@@ -1,0 +1,14 @@
+//! saltbridge: reads a Salt master's event bus and delivers matching events
+//! to webhooks and Kafka.
+//!
+//! Events flow one way: `source` (bus reader) -> `decode` -> route -> sinks.
+//! Each stage knows the next only through a channel.
+
+pub mod decode;
+pub mod event;
+pub mod route;
+pub mod shutdown;
+pub mod source;
+pub mod tail;
+
+pub use event::Event;

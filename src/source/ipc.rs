@@ -1,0 +1,19 @@
+//! The master's unix-socket event bus (`master_event_pub.ipc`), 2016.3 and later.
+
+use std::path::PathBuf;
+
+use super::reconnect::run_reconnecting;
+use super::{EventSender, ReaderOptions, SourceError};
+use crate::shutdown::Shutdown;
+
+/// Reads the unix socket at `path` until shutdown, reconnecting as needed.
+pub async fn run(
+    path: PathBuf,
+    opts: ReaderOptions,
+    mut sender: EventSender,
+    mut shutdown: Shutdown,
+) -> Result<(), SourceError> {
+    let connect = || tokio::net::UnixStream::connect(path.clone());
+    run_reconnecting(connect, &opts, &mut sender, &mut shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Finding the bus from a Salt master config file.
+//!
+//! `--source ipc:/etc/salt/master` reads the same keys Salt does to place the
+//! publish socket: `sock_dir`, `cachedir`, `root_dir`, `ipc_mode` and
+//! `tcp_master_pub_port`, from the file and then from `master.d/*.conf`
+//! beside it (Salt's `default_include`; included files win). Salt's own rules
+//! are applied in its order: a `sock_dir` more than 10 characters longer than
+//! `cachedir` is replaced by `<cachedir>/.salt-unix`, then `root_dir` is put
+//! in front of it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the bus of a configured master is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusAddress {
+    Ipc(PathBuf),
+    Tcp(String),
+}
+
+/// A master config that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterConfigError {
+    #[error("master config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("master config {path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Keys {
+    root_dir: Option<String>,
+    sock_dir: Option<String>,
+    cachedir: Option<String>,
+    ipc_mode: Option<String>,
+    tcp_master_pub_port: Option<u16>,
+}
+
+impl Keys {
+    fn overlay(&mut self, other: Keys) {
+        self.root_dir = other.root_dir.or(self.root_dir.take());
+        self.sock_dir = other.sock_dir.or(self.sock_dir.take());
+        self.cachedir = other.cachedir.or(self.cachedir.take());
+        self.ipc_mode = other.ipc_mode.or(self.ipc_mode.take());
+        self.tcp_master_pub_port = other.tcp_master_pub_port.or(self.tcp_master_pub_port);
+    }
+}
+
+/// True when `path` is a config file or a config directory rather than a socket.
+pub fn looks_like_config(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() || m.is_dir())
+}
+
+/// Reads the master config at `path` (a file, or a directory holding `master`).
+pub fn bus_address(path: &Path) -> Result<BusAddress, MasterConfigError> {
+    let file = if path.is_dir() {
+        path.join("master")
+    } else {
+        path.to_path_buf()
+    };
+    let mut keys = read_keys(&file)?;
+    let include_dir = file.parent().unwrap_or(Path::new(".")).join("master.d");
+    if let Ok(entries) = std::fs::read_dir(&include_dir) {
+        let mut confs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        confs.sort();
+        for conf in confs {
+            keys.overlay(read_keys(&conf)?);
+        }
+    }
+    Ok(resolve(keys))
+}
+
+fn read_keys(file: &Path) -> Result<Keys, MasterConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| MasterConfigError::Read {
+        path: file.display().to_string(),
+        source,
+    })?;
+    if text.trim().is_empty() {
+        return Ok(Keys::default());
+    }
+    serde_saphyr::from_str::<Option<Keys>>(&text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| MasterConfigError::Parse {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+fn resolve(keys: Keys) -> BusAddress {
+    if keys.ipc_mode.as_deref() == Some("tcp") {
+        let port = keys.tcp_master_pub_port.unwrap_or(4512);
+        return BusAddress::Tcp(format!("127.0.0.1:{port}"));
+    }
+    let cachedir = keys
+        .cachedir
+        .unwrap_or_else(|| "/var/cache/salt/master".into());
+    let mut sock_dir = keys
+        .sock_dir
+        .unwrap_or_else(|| "/var/run/salt/master".into());
+    if sock_dir.len() > cachedir.len() + 10 {
+        sock_dir = format!("{}/.salt-unix", cachedir.trim_end_matches('/'));
+    }
+    let root = keys.root_dir.unwrap_or_else(|| "/".into());
+    let root = root.trim_end_matches('/');
+    if !root.is_empty() && !(sock_dir == root || sock_dir.starts_with(&format!("{root}/"))) {
+        sock_dir = format!("{root}/{}", sock_dir.trim_start_matches('/'));
+    }
+    BusAddress::Ipc(Path::new(&sock_dir).join("master_event_pub.ipc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_to_salts_socket() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(d.path(), "master", "interface: 0.0.0.0\n");
+        assert_eq!(
+            bus_address(&f).unwrap(),
+            BusAddress::Ipc("/var/run/salt/master/master_event_pub.ipc".into())
+        );
+    }
+
+    #[test]
+    fn root_dir_and_sock_dir_as_salt_applies_them() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "master",
+            "root_dir: /srv/m\ncachedir: /srv/m/cache/master\nsock_dir: /srv/m/sock\n",
+        );
+        assert_eq!(
+            bus_address(&f).unwrap(),
+            BusAddress::Ipc("/srv/m/sock/master_event_pub.ipc".into())
+        );
+        // Only root_dir: the default sock_dir moves under it.
+        let f = write(d.path(), "master", "root_dir: /srv/m\n");
+        assert_eq!(
+            bus_address(&f).unwrap(),
+            BusAddress::Ipc("/srv/m/var/run/salt/master/master_event_pub.ipc".into())
+        );
+        // A sock_dir much longer than cachedir goes to <cachedir>/.salt-unix.
+        let f = write(
+            d.path(),
+            "master",
+            "cachedir: /c\nsock_dir: /a/very/long/socket/directory\n",
+        );
+        assert_eq!(
+            bus_address(&f).unwrap(),
+            BusAddress::Ipc("/c/.salt-unix/master_event_pub.ipc".into())
+        );
+    }
+
+    #[test]
+    fn ipc_mode_tcp_and_master_d_override() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(d.path(), "master", "ipc_mode: ipc\n");
+        write(
+            d.path(),
+            "master.d/tcp.conf",
+            "ipc_mode: tcp\ntcp_master_pub_port: 4600\n",
+        );
+        assert_eq!(
+            bus_address(&f).unwrap(),
+            BusAddress::Tcp("127.0.0.1:4600".into())
+        );
+        assert_eq!(
+            bus_address(d.path()).unwrap(),
+            BusAddress::Tcp("127.0.0.1:4600".into())
+        );
+    }
+
+    #[test]
+    fn bad_yaml_names_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(d.path(), "master", "sock_dir: [unclosed\n");
+        let e = bus_address(&f).unwrap_err().to_string();
+        assert!(e.contains("master config") && e.contains("master"), "{e}");
+    }
+}

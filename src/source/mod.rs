@@ -1,0 +1,227 @@
+//! Sources: where events come from, one file per transport.
+//!
+//! A source reads, decodes and hands each [`Event`] to an [`EventSender`],
+//! the bounded channel to the next stage. Live sources (`ipc`, `tcp`, `zmq`)
+//! never wait on that channel: a Salt 3008 master disconnects a reader that
+//! falls 10,000 events behind, and the bus has no replay, so when the channel
+//! is full the event is dropped, counted and logged, and a
+//! `saltbridge/bus/overflow` marker follows once there is room again. File
+//! sources (`jsonl`, `capture`) have no master to lose, so they wait instead.
+//!
+//! saltbridge only ever connects to the master's *publish* side
+//! (`master_event_pub.ipc`, TCP 4512, the ZeroMQ PUB): it is read-only by
+//! construction and never opens `master_event_pull.ipc`.
+
+pub mod capture;
+pub mod ipc;
+pub mod jsonl;
+pub mod master_config;
+mod reconnect;
+mod spec;
+mod stream;
+pub mod tcp;
+pub mod zmq;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::decode::DEFAULT_MAX_FRAME;
+use crate::event::Event;
+use crate::shutdown::Shutdown;
+pub use spec::{SourceSpec, SpecError, DEFAULT_IPC_SOCKET, DEFAULT_TCP_ADDR};
+
+/// Tag of the marker emitted after a reconnect.
+pub const GAP_TAG: &str = "saltbridge/bus/gap";
+/// Tag of the marker emitted after events were dropped on a full channel.
+pub const OVERFLOW_TAG: &str = "saltbridge/bus/overflow";
+
+/// Tunables shared by every source.
+#[derive(Debug, Clone)]
+pub struct ReaderOptions {
+    /// Events buffered between the reader and the next stage.
+    pub channel_capacity: usize,
+    /// Largest accepted frame; see `decode::framing`.
+    pub max_frame: usize,
+    /// First reconnect delay; doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            channel_capacity: 65_536,
+            max_frame: DEFAULT_MAX_FRAME,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters a source keeps; read by `status` and the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+    pub malformed: AtomicU64,
+    pub malformed_bytes: AtomicU64,
+    pub dropped: AtomicU64,
+    pub connects: AtomicU64,
+    pub gaps: AtomicU64,
+    pub gap_millis: AtomicU64,
+}
+
+impl SourceStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a source stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Zmq(String),
+}
+
+/// The source's end of the channel to the next stage.
+#[derive(Debug)]
+pub struct EventSender {
+    tx: mpsc::Sender<Event>,
+    wait_when_full: bool,
+    stats: Arc<SourceStats>,
+    source: Arc<str>,
+    dropped_run: u64,
+    last_drop_log: Option<Instant>,
+}
+
+/// Returned when the next stage has gone away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverGone;
+
+impl EventSender {
+    /// Sends `ev` on. A live source never waits: a full channel drops the event.
+    pub async fn send(&mut self, ev: Event) -> Result<(), ReceiverGone> {
+        if self.wait_when_full {
+            return self.tx.send(ev).await.map_err(|_| ReceiverGone);
+        }
+        match self.tx.try_send(ev) {
+            Ok(()) => {
+                if self.dropped_run > 0 {
+                    self.report_overflow();
+                }
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.dropped_run += 1;
+                let now = Instant::now();
+                if self
+                    .last_drop_log
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                {
+                    self.last_drop_log = Some(now);
+                    tracing::error!(
+                        source = %self.source,
+                        dropped_now = self.dropped_run,
+                        dropped_total = SourceStats::get(&self.stats.dropped),
+                        "event channel full: dropping events so that the master does not \
+                         disconnect this reader; the next stage is slower than the bus"
+                    );
+                }
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ReceiverGone),
+        }
+    }
+
+    /// Sends a marker event made by saltbridge.
+    pub async fn send_marker(
+        &mut self,
+        tag: &str,
+        data: serde_json::Value,
+    ) -> Result<(), ReceiverGone> {
+        let ev = Event::synthetic(tag, data, self.source.clone());
+        self.send(ev).await
+    }
+
+    /// The spec this sender's events come from, as text.
+    pub fn source(&self) -> &Arc<str> {
+        &self.source
+    }
+
+    pub fn stats(&self) -> &Arc<SourceStats> {
+        &self.stats
+    }
+
+    fn report_overflow(&mut self) {
+        let n = std::mem::take(&mut self.dropped_run);
+        tracing::error!(source = %self.source, dropped = n, "event channel has room again after dropping events");
+        let marker = Event::synthetic(
+            OVERFLOW_TAG,
+            json!({"source": &*self.source, "dropped": n}),
+            self.source.clone(),
+        );
+        if self.tx.try_send(marker).is_err() {
+            // Still no room: count the marker's events again next time.
+            self.dropped_run = n;
+        }
+    }
+}
+
+/// A started source: the receiving end of its channel and its counters.
+pub struct SourceHandle {
+    pub events: mpsc::Receiver<Event>,
+    pub stats: Arc<SourceStats>,
+    pub task: tokio::task::JoinHandle<Result<(), SourceError>>,
+}
+
+/// Starts reading `spec` on a task of its own.
+pub fn spawn(spec: SourceSpec, opts: ReaderOptions, shutdown: Shutdown) -> SourceHandle {
+    let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
+    let stats = Arc::new(SourceStats::default());
+    let sender = EventSender {
+        tx,
+        wait_when_full: !spec.is_live(),
+        stats: stats.clone(),
+        source: Arc::from(spec.to_string()),
+        dropped_run: 0,
+        last_drop_log: None,
+    };
+    let task = tokio::spawn(run(spec, opts, sender, shutdown));
+    SourceHandle {
+        events: rx,
+        stats,
+        task,
+    }
+}
+
+/// Reads `spec` until it ends (files), the receiver goes, or shutdown.
+pub async fn run(
+    spec: SourceSpec,
+    opts: ReaderOptions,
+    sender: EventSender,
+    shutdown: Shutdown,
+) -> Result<(), SourceError> {
+    match spec {
+        SourceSpec::Ipc(path) => ipc::run(path, opts, sender, shutdown).await,
+        SourceSpec::Tcp(addr) => tcp::run(addr, opts, sender, shutdown).await,
+        SourceSpec::Zmq(endpoint) => zmq::run(endpoint, opts, sender, shutdown).await,
+        SourceSpec::Jsonl(path) => jsonl::run(path, sender, shutdown).await,
+        SourceSpec::Capture(path) => capture::run(path, opts, sender, shutdown).await,
+    }
+}

@@ -1,0 +1,166 @@
+//! Connecting to a master, and coming back after it goes away.
+//!
+//! A master that is not up yet is waited for; after EOF, ECONNREFUSED or
+//! ENOENT the source reconnects with capped exponential backoff. Salt keeps no
+//! backlog, so whatever was published while disconnected is gone: after every
+//! reconnect a `saltbridge/bus/gap` marker says so, with the interval.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use tokio::io::AsyncRead;
+
+use super::stream::{read_stream, StreamEnd};
+use super::{EventSender, ReaderOptions, ReceiverGone, GAP_TAG};
+use crate::shutdown::Shutdown;
+
+/// Capped exponential backoff.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(opts: &ReaderOptions) -> Self {
+        Backoff {
+            initial: opts.backoff_initial,
+            max: opts.backoff_max,
+            next: opts.backoff_initial,
+        }
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// When and why the connection was lost.
+#[derive(Debug)]
+pub(crate) struct Lost {
+    at: SystemTime,
+    since: Instant,
+    reason: String,
+}
+
+impl Lost {
+    pub(crate) fn now(reason: impl Into<String>) -> Self {
+        Lost {
+            at: SystemTime::now(),
+            since: Instant::now(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Counts the gap and sends its marker.
+    pub(crate) async fn report(self, sender: &mut EventSender) -> Result<(), ReceiverGone> {
+        let secs = self.since.elapsed().as_secs_f64();
+        let stats = sender.stats();
+        stats.gaps.fetch_add(1, Ordering::Relaxed);
+        stats
+            .gap_millis
+            .fetch_add((secs * 1000.0) as u64, Ordering::Relaxed);
+        tracing::warn!(source = %sender.source(), seconds = secs, reason = %self.reason,
+            "reconnected to the event bus; events published meanwhile are lost (gap marker sent)");
+        let data = json!({
+            "source": &**sender.source(),
+            "reason": self.reason,
+            "disconnected_at": humantime::format_rfc3339_micros(self.at).to_string(),
+            "reconnected_at": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            "seconds": secs,
+        });
+        sender.send_marker(GAP_TAG, data).await
+    }
+}
+
+/// A hint for the operator about a failed connect.
+pub(crate) fn connect_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "the socket does not exist: the master may not be running, or sock_dir differs \
+             (try --source ipc:/etc/salt/master to read it from the master config)"
+        }
+        std::io::ErrorKind::ConnectionRefused => {
+            "nothing is listening: the master is not running (the socket file is left over)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied: run saltbridge as the master's user, or in a group that can read the socket"
+        }
+        _ => "will keep retrying",
+    }
+}
+
+/// Connects with `connect`, reads until the connection ends, and repeats
+/// until shutdown or until the receiver goes away.
+pub(crate) async fn run_reconnecting<S, F, Fut>(
+    mut connect: F,
+    opts: &ReaderOptions,
+    sender: &mut EventSender,
+    shutdown: &mut Shutdown,
+) where
+    S: AsyncRead + Unpin,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::io::Result<S>>,
+{
+    let mut backoff = Backoff::new(opts);
+    let mut lost: Option<Lost> = None;
+    let mut failures = 0u64;
+    loop {
+        let attempt = tokio::select! {
+            biased;
+            _ = shutdown.wait() => return,
+            r = connect() => r,
+        };
+        let stream = match attempt {
+            Ok(s) => s,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(source = %sender.source(), error = %e, hint = connect_hint(&e),
+                        "cannot connect to the master's event bus; retrying");
+                } else {
+                    tracing::debug!(source = %sender.source(), error = %e, failures, "connect failed");
+                }
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        sender.stats().connects.fetch_add(1, Ordering::Relaxed);
+        failures = 0;
+        backoff.reset();
+        match lost.take() {
+            Some(gap) => {
+                if gap.report(sender).await.is_err() {
+                    return;
+                }
+            }
+            None => {
+                tracing::info!(source = %sender.source(), "connected to the master's event bus")
+            }
+        }
+        match read_stream(stream, opts, sender, shutdown).await {
+            StreamEnd::Shutdown | StreamEnd::ReceiverGone => return,
+            StreamEnd::Eof => {
+                tracing::warn!(source = %sender.source(), "the master closed the event bus (EOF); reconnecting");
+                lost = Some(Lost::now("eof"));
+            }
+            StreamEnd::Error(e) => {
+                tracing::warn!(source = %sender.source(), error = %e, "event bus read failed; reconnecting");
+                lost = Some(Lost::now(format!("read error: {e}")));
+            }
+        }
+    }
+}

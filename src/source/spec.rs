@@ -1,0 +1,162 @@
+//! The `--source SPEC` syntax every command shares.
+//!
+//! `ipc:PATH` (a socket, or a master config file whose `sock_dir` and
+//! `ipc_mode` are read), `tcp:HOST:PORT`, `zmq:ENDPOINT`, `jsonl:PATH` (`-` is
+//! stdin) and `capture:PATH`. An empty `ipc:` or `tcp:` means Salt's default.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::master_config::{self, BusAddress};
+
+/// The master's publish socket when nothing else is configured.
+pub const DEFAULT_IPC_SOCKET: &str = "/var/run/salt/master/master_event_pub.ipc";
+/// `ipc_mode: tcp` masters publish here (`tcp_master_pub_port`).
+pub const DEFAULT_TCP_ADDR: &str = "127.0.0.1:4512";
+
+/// Where to read events from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A unix socket: the master's `master_event_pub.ipc`.
+    Ipc(PathBuf),
+    /// `HOST:PORT` of an `ipc_mode: tcp` master.
+    Tcp(String),
+    /// A ZeroMQ endpoint (`ipc://...` or `tcp://...`) of a 2014-2015 master.
+    Zmq(String),
+    /// JSON lines; `None` reads stdin.
+    Jsonl(Option<PathBuf>),
+    /// Raw bytes as captured from the socket.
+    Capture(PathBuf),
+}
+
+/// A SPEC that could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(
+        "source {0:?}: expected ipc:PATH, tcp:HOST:PORT, zmq:ENDPOINT, jsonl:PATH (jsonl:- for stdin) or capture:PATH"
+    )]
+    Syntax(String),
+    #[error("source {spec:?}: {reason}")]
+    Invalid { spec: String, reason: String },
+    #[error(transparent)]
+    MasterConfig(#[from] master_config::MasterConfigError),
+}
+
+impl SourceSpec {
+    /// Live sources talk to a master and must never fall behind it.
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self,
+            SourceSpec::Ipc(_) | SourceSpec::Tcp(_) | SourceSpec::Zmq(_)
+        )
+    }
+}
+
+impl Default for SourceSpec {
+    fn default() -> Self {
+        SourceSpec::Ipc(PathBuf::from(DEFAULT_IPC_SOCKET))
+    }
+}
+
+impl FromStr for SourceSpec {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        let (scheme, rest) = s
+            .split_once(':')
+            .ok_or_else(|| SpecError::Syntax(s.into()))?;
+        let invalid = |reason: &str| SpecError::Invalid {
+            spec: s.into(),
+            reason: reason.into(),
+        };
+        Ok(match scheme {
+            "ipc" if rest.is_empty() => SourceSpec::default(),
+            "ipc" => {
+                let path = PathBuf::from(rest);
+                if master_config::looks_like_config(&path) {
+                    match master_config::bus_address(&path)? {
+                        BusAddress::Ipc(p) => SourceSpec::Ipc(p),
+                        BusAddress::Tcp(a) => SourceSpec::Tcp(a),
+                    }
+                } else {
+                    SourceSpec::Ipc(path)
+                }
+            }
+            "tcp" if rest.is_empty() => SourceSpec::Tcp(DEFAULT_TCP_ADDR.into()),
+            "tcp" => {
+                let port = rest.rsplit_once(':').map(|(_, p)| p);
+                if port.and_then(|p| p.parse::<u16>().ok()).is_none() {
+                    return Err(invalid("expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:4512"));
+                }
+                SourceSpec::Tcp(rest.into())
+            }
+            "zmq" => {
+                if !(rest.starts_with("ipc://") || rest.starts_with("tcp://")) {
+                    return Err(invalid(
+                        "expected zmq:ipc://PATH or zmq:tcp://HOST:PORT, \
+                         e.g. zmq:ipc:///var/run/salt/master/master_event_pub.ipc",
+                    ));
+                }
+                SourceSpec::Zmq(rest.into())
+            }
+            "jsonl" if rest == "-" => SourceSpec::Jsonl(None),
+            "jsonl" if !rest.is_empty() => SourceSpec::Jsonl(Some(rest.into())),
+            "capture" if !rest.is_empty() => SourceSpec::Capture(rest.into()),
+            "jsonl" | "capture" => return Err(invalid("a path is required")),
+            _ => return Err(SpecError::Syntax(s.into())),
+        })
+    }
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Ipc(p) => write!(f, "ipc:{}", p.display()),
+            SourceSpec::Tcp(a) => write!(f, "tcp:{a}"),
+            SourceSpec::Zmq(e) => write!(f, "zmq:{e}"),
+            SourceSpec::Jsonl(None) => write!(f, "jsonl:-"),
+            SourceSpec::Jsonl(Some(p)) => write!(f, "jsonl:{}", p.display()),
+            SourceSpec::Capture(p) => write!(f, "capture:{}", p.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_scheme_and_round_trips() {
+        for s in [
+            "ipc:/run/x.ipc",
+            "tcp:127.0.0.1:4512",
+            "zmq:ipc:///var/run/salt/master/master_event_pub.ipc",
+            "zmq:tcp://10.0.0.1:4510",
+            "jsonl:-",
+            "jsonl:events.jsonl",
+            "capture:a.bin",
+        ] {
+            let spec: SourceSpec = s.parse().unwrap();
+            assert_eq!(spec.to_string(), s);
+        }
+        assert_eq!("ipc:".parse::<SourceSpec>().unwrap(), SourceSpec::default());
+        assert_eq!(
+            "tcp:".parse::<SourceSpec>().unwrap(),
+            SourceSpec::Tcp(DEFAULT_TCP_ADDR.into())
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_use() {
+        for s in [
+            "/run/x.ipc",
+            "http://x",
+            "tcp:host",
+            "zmq:/path",
+            "capture:",
+        ] {
+            assert!(s.parse::<SourceSpec>().is_err(), "{s}");
+        }
+    }
+}
