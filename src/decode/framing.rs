@@ -12,6 +12,9 @@
 //! until the next place that looks like a frame start, `0x82 0xa4 "head"` or
 //! `0x82 0xa4 "body"` (the two-key map Salt always packs; Python 2 dicts may put
 //! `body` first), preceded by a plausible length on a length-prefixed stream.
+//! A frame is taken only when its body decodes and the byte after it (when
+//! already read) can start a frame; otherwise the decoder resynchronises from
+//! the frame's second byte, so a corrupt length costs one frame, not two.
 //! Each skipped run is reported once, as one [`Frame::Malformed`] with its
 //! stream offset and length. A length that claims more than `max_frame` bytes
 //! is malformed; a smaller corrupt length makes the decoder wait for that many
@@ -23,6 +26,7 @@ use std::ops::Range;
 use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 
+use super::body::BodyError;
 use super::msgpack::{Cursor, Head, MsgpackError};
 
 /// Default bound on one frame: 16 times Salt's default `max_event_size`.
@@ -35,11 +39,13 @@ pub enum Framing {
     LengthPrefixed,
 }
 
-/// One result of [`FrameDecoder::decode`].
+/// One result of [`FrameDecoder::decode_with`]: `T` is what the caller's
+/// check made of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A frame's body (`tag\n\n<msgpack>`), and where the frame started.
-    Body { offset: u64, body: Bytes },
+pub enum Frame<T = ()> {
+    /// A frame's body (`tag\n\n<msgpack>`), where the frame started, and the
+    /// checked value.
+    Body { offset: u64, body: Bytes, value: T },
     /// `len` bytes from `offset` were skipped.
     Malformed {
         offset: u64,
@@ -61,8 +67,12 @@ pub enum FrameError {
     Msgpack(MsgpackError),
     #[error("length prefix says {prefix} bytes, the envelope used {used}")]
     LengthMismatch { prefix: usize, used: usize },
+    #[error("frame is followed by byte 0x{0:02x}, which starts no frame")]
+    NoFrameAfter(u8),
     #[error("stream ended inside a frame")]
     Truncated,
+    #[error("body: {0}")]
+    Body(#[from] BodyError),
 }
 
 #[derive(Debug)]
@@ -106,6 +116,18 @@ impl FrameDecoder {
     /// Takes the next frame off the front of `buf`, or returns `None` when
     /// `buf` holds no complete frame yet. Call again until it returns `None`.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        self.decode_with(buf, |_| Ok(()))
+    }
+
+    /// Like [`decode`](Self::decode), but a frame is taken only if `check`
+    /// accepts its body. A rejected frame is not trusted to have the right
+    /// length (a corrupt length can swallow the next frame), so the decoder
+    /// resynchronises from its second byte.
+    pub fn decode_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        mut check: impl FnMut(&[u8]) -> Result<T, BodyError>,
+    ) -> Option<Frame<T>> {
         loop {
             if self.skipping.is_some() {
                 return self.continue_skip(buf);
@@ -122,86 +144,120 @@ impl FrameDecoder {
                     }
                 },
             };
-            match framing {
-                Framing::LengthPrefixed => return self.decode_prefixed(buf),
+            let found = match framing {
+                Framing::LengthPrefixed => self.prefixed(buf)?,
                 Framing::BareMap => match envelope(buf, self.max_frame) {
-                    Ok((body, used)) => return Some(self.take_body(buf, used, body)),
                     Err(FrameError::Msgpack(MsgpackError::Truncated { .. }))
                         if buf.len() <= self.max_frame + 64 =>
                     {
                         return None
                     }
-                    Err(e) => self.start_skip(buf, 1, e),
+                    other => other,
                 },
+            };
+            let checked = found.and_then(|(body, used)| {
+                self.check_boundary(buf, used)?;
+                let value = check(&buf[body.clone()])?;
+                Ok((body, used, value))
+            });
+            match checked {
+                Ok((body, used, value)) => return Some(self.take_body(buf, used, body, value)),
+                Err(reason) => self.start_skip(buf, 1, reason),
             }
         }
     }
 
-    /// Call at end of stream: reports whatever is left in `buf` and clears it.
-    pub fn finish(&mut self, buf: &mut BytesMut) -> Option<Frame> {
-        if let Some(mut s) = self.skipping.take() {
-            s.len += buf.len();
-            self.advance(buf, buf.len());
-            return Some(Frame::Malformed {
-                offset: s.offset,
-                len: s.len,
-                reason: s.reason,
-            });
+    /// Call at end of stream, repeatedly until it returns `None`: nothing more
+    /// will arrive, so a partial frame is malformed; the decoder resynchronises
+    /// past it and still yields any whole frames behind it.
+    pub fn finish_with<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        mut check: impl FnMut(&[u8]) -> Result<T, BodyError>,
+    ) -> Option<Frame<T>> {
+        if self.skipping.is_none() {
+            if let Some(frame) = self.decode_with(buf, &mut check) {
+                return Some(frame);
+            }
+            if buf.is_empty() && self.skipping.is_none() {
+                return None;
+            }
+            if self.skipping.is_none() {
+                self.start_skip(buf, 1, FrameError::Truncated);
+            }
         }
-        if buf.is_empty() {
-            return None;
-        }
-        let (offset, len) = (self.offset, buf.len());
-        self.advance(buf, len);
+        let n = next_frame_start(buf, self.framing, self.max_frame).unwrap_or(buf.len());
+        self.advance(buf, n);
+        let mut s = self.skipping.take()?;
+        s.len += n;
         Some(Frame::Malformed {
-            offset,
-            len,
-            reason: FrameError::Truncated,
+            offset: s.offset,
+            len: s.len,
+            reason: s.reason,
         })
     }
 
-    fn decode_prefixed(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+    /// [`finish_with`](Self::finish_with) without a body check.
+    pub fn finish(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        self.finish_with(buf, |_| Ok(()))
+    }
+
+    /// A corrupt length can make a frame end in the middle of the next one.
+    /// When the byte after a frame is already here and starts no frame, and a
+    /// frame start lies inside this frame, the frame is rejected; garbage
+    /// after a sound frame costs only the garbage.
+    fn check_boundary(&self, buf: &[u8], used: usize) -> Result<(), FrameError> {
+        let next = buf.get(used).copied();
+        let plausible = match (next, self.framing) {
+            (None, _) | (_, None) => true,
+            (Some(b), Some(Framing::BareMap)) => matches!(b, 0x80..=0x8f | 0xde | 0xdf),
+            (Some(b), Some(Framing::LengthPrefixed)) => b == 0 || self.max_frame >= 1 << 24,
+        };
+        match next {
+            Some(b)
+                if !plausible
+                    && next_frame_start(&buf[1..], self.framing, self.max_frame)
+                        .is_some_and(|i| i + 1 < used) =>
+            {
+                Err(FrameError::NoFrameAfter(b))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A length-prefixed frame: `None` until it is all in `buf`.
+    #[allow(clippy::type_complexity)]
+    fn prefixed(&self, buf: &[u8]) -> Option<Result<(Range<usize>, usize), FrameError>> {
         let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
         let len = u32::from_be_bytes(prefix) as usize;
         if len > self.max_frame {
-            self.start_skip(
-                buf,
-                1,
-                FrameError::TooLarge {
-                    len,
-                    max: self.max_frame,
-                },
-            );
-            return self.decode(buf);
+            return Some(Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+            }));
         }
         let frame = buf.get(4..4 + len)?;
-        let result = match envelope(frame, self.max_frame) {
-            Ok((body, used)) if used == len => Ok(body),
+        Some(match envelope(frame, self.max_frame) {
+            Ok((body, used)) if used == len => Ok(((body.start + 4)..(body.end + 4), 4 + len)),
             Ok((_, used)) => Err(FrameError::LengthMismatch { prefix: len, used }),
             Err(e) => Err(e),
-        };
-        Some(match result {
-            Ok(body) => self.take_body(buf, 4 + len, (body.start + 4)..(body.end + 4)),
-            // The boundary is known: skip exactly this frame.
-            Err(reason) => {
-                let offset = self.offset;
-                self.advance(buf, 4 + len);
-                Frame::Malformed {
-                    offset,
-                    len: 4 + len,
-                    reason,
-                }
-            }
         })
     }
 
-    fn take_body(&mut self, buf: &mut BytesMut, used: usize, body: Range<usize>) -> Frame {
+    fn take_body<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        used: usize,
+        body: Range<usize>,
+        value: T,
+    ) -> Frame<T> {
         let offset = self.offset;
         self.offset += used as u64;
         let frame = buf.split_to(used).freeze();
         Frame::Body {
             offset,
             body: frame.slice(body),
+            value,
         }
     }
 
@@ -219,7 +275,7 @@ impl FrameDecoder {
         self.advance(buf, n);
     }
 
-    fn continue_skip(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+    fn continue_skip<T>(&mut self, buf: &mut BytesMut) -> Option<Frame<T>> {
         let found = next_frame_start(buf, self.framing, self.max_frame);
         let n = found.unwrap_or_else(|| buf.len().saturating_sub(PATTERN_LEN + 4));
         self.advance(buf, n);
@@ -330,7 +386,9 @@ mod tests {
         while let Some(f) = d.decode(&mut buf) {
             out.push(f);
         }
-        out.extend(d.finish(&mut buf));
+        while let Some(f) = d.finish(&mut buf) {
+            out.push(f);
+        }
         out
     }
 
@@ -346,7 +404,7 @@ mod tests {
             let mut d = FrameDecoder::default();
             let mut buf = BytesMut::from(&stream[..]);
             let a = d.decode(&mut buf).unwrap();
-            assert!(matches!(a, Frame::Body { offset: 0, ref body } if body == "a"));
+            assert!(matches!(a, Frame::Body { offset: 0, ref body, .. } if body == "a"));
             assert!(
                 matches!(d.decode(&mut buf), Some(Frame::Body { ref body, .. }) if body == "b")
             );
@@ -372,12 +430,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_prefixed_frame_is_skipped_by_its_length() {
+    fn bad_prefixed_frame_is_skipped_up_to_the_next_frame() {
         let mut bad = prefixed(b"x");
         bad[4] = 0x91; // an array, not a map
         let stream = [bad.clone(), prefixed(b"b")].concat();
         let frames = run(&stream);
-        assert!(matches!(frames[0], Frame::Malformed { offset: 0, len, .. } if len == bad.len()));
+        assert!(
+            matches!(frames[0], Frame::Malformed { offset: 0, len, .. } if len == bad.len()),
+            "{frames:?}"
+        );
         assert!(matches!(frames[1], Frame::Body { ref body, .. } if body == "b"));
     }
 
@@ -393,6 +454,30 @@ mod tests {
                 reason: FrameError::Truncated
             }]
         );
+    }
+
+    #[test]
+    fn a_cut_frame_costs_only_itself() {
+        // The cut frame's length swallows the start of the next one; the body
+        // check rejects it and resynchronisation finds the next frame.
+        let check = |b: &[u8]| crate::decode::body::decode_body(b, crate::decode::BodyStyle::Bus);
+        let cut = bare(b"tag/a\n\n\xa6abcdef");
+        let stream = [&cut[..cut.len() - 3], &bare(b"tag/b\n\n\x80")[..]].concat();
+        let mut d = FrameDecoder::default();
+        let mut buf = BytesMut::from(&stream[..]);
+        let mut frames = Vec::new();
+        while let Some(f) = d.decode_with(&mut buf, check) {
+            frames.push(f);
+        }
+        while let Some(f) = d.finish_with(&mut buf, check) {
+            frames.push(f);
+        }
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert!(
+            matches!(&frames[0], Frame::Malformed { offset: 0, len, .. } if *len == cut.len() - 3),
+            "{frames:?}"
+        );
+        assert!(matches!(&frames[1], Frame::Body { value, .. } if value.tag == "tag/b"));
     }
 
     #[test]

@@ -64,28 +64,25 @@ impl StreamDecoder {
     /// Takes the next item off the front of `buf`; `None` means "need more bytes".
     /// `now` becomes the receive time of an event.
     pub fn decode(&mut self, buf: &mut BytesMut, now: SystemTime) -> Option<Decoded> {
-        let frame = self.frames.decode(buf)?;
-        Some(self.frame_to_item(frame, now))
+        let frame = self
+            .frames
+            .decode_with(buf, |b| body::decode_body(b, BodyStyle::Bus))?;
+        Some(self.item(frame, now))
     }
 
-    /// Call at end of stream: reports a trailing partial frame, if any.
+    /// Call at end of stream, until it returns `None`: reports a trailing
+    /// partial frame and decodes any whole frame after it.
     pub fn finish(&mut self, buf: &mut BytesMut, now: SystemTime) -> Option<Decoded> {
-        let frame = self.frames.finish(buf)?;
-        Some(self.frame_to_item(frame, now))
+        let frame = self
+            .frames
+            .finish_with(buf, |b| body::decode_body(b, BodyStyle::Bus))?;
+        Some(self.item(frame, now))
     }
 
-    fn frame_to_item(&self, frame: Frame, now: SystemTime) -> Decoded {
+    fn item(&self, frame: Frame<body::DecodedBody>, now: SystemTime) -> Decoded {
         match frame {
-            Frame::Body { offset, body } => {
-                let len = body.len();
-                match decode_message(body, BodyStyle::Bus, self.source.clone(), now) {
-                    Ok(ev) => Decoded::Event(ev),
-                    Err(e) => Decoded::Malformed {
-                        offset,
-                        len,
-                        error: e.into(),
-                    },
-                }
+            Frame::Body { body, value, .. } => {
+                Decoded::Event(event(body, value, self.source.clone(), now))
             }
             Frame::Malformed {
                 offset,
@@ -100,15 +97,8 @@ impl StreamDecoder {
     }
 }
 
-/// Decodes one event body (one ZeroMQ message, or one frame's body).
-pub fn decode_message(
-    body: Bytes,
-    style: BodyStyle,
-    source: Arc<str>,
-    now: SystemTime,
-) -> Result<Event, BodyError> {
-    let d = body::decode_body(&body, style)?;
-    Ok(Event::new(
+fn event(body: Bytes, d: body::DecodedBody, source: Arc<str>, now: SystemTime) -> Event {
+    Event::new(
         d.tag,
         JsonText::trusted(d.data),
         now,
@@ -117,7 +107,18 @@ pub fn decode_message(
             body,
             data_offset: d.data_offset,
         }),
-    ))
+    )
+}
+
+/// Decodes one event body (one ZeroMQ message, or one frame's body).
+pub fn decode_message(
+    body: Bytes,
+    style: BodyStyle,
+    source: Arc<str>,
+    now: SystemTime,
+) -> Result<Event, BodyError> {
+    let d = body::decode_body(&body, style)?;
+    Ok(event(body, d, source, now))
 }
 
 /// Decodes a whole captured stream at once: the events and the malformed runs.
@@ -130,6 +131,8 @@ pub fn decode_all(bytes: &[u8], source: Arc<str>) -> Vec<Decoded> {
     while let Some(item) = dec.decode(&mut buf, now) {
         out.push(item);
     }
-    out.extend(dec.finish(&mut buf, now));
+    while let Some(item) = dec.finish(&mut buf, now) {
+        out.push(item);
+    }
     out
 }

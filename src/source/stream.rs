@@ -48,7 +48,7 @@ pub(crate) async fn read_stream<S: AsyncRead + Unpin>(
         let now = SystemTime::now();
         match read {
             Ok(0) => {
-                if let Some(item) = decoder.finish(&mut buf, now) {
+                while let Some(item) = decoder.finish(&mut buf, now) {
                     if handle(item, sender).await.is_err() {
                         return StreamEnd::ReceiverGone;
                     }
