@@ -115,37 +115,56 @@ pub struct ReceiverGone;
 
 impl EventSender {
     /// Sends `ev` on. A live source never waits: a full channel drops the event.
+    /// After a run of drops, a `saltbridge/bus/overflow` marker goes first.
     pub async fn send(&mut self, ev: Event) -> Result<(), ReceiverGone> {
         if self.wait_when_full {
             return self.tx.send(ev).await.map_err(|_| ReceiverGone);
         }
-        match self.tx.try_send(ev) {
-            Ok(()) => {
-                if self.dropped_run > 0 {
-                    self.report_overflow();
+        if self.dropped_run > 0 {
+            let marker = Event::synthetic(
+                OVERFLOW_TAG,
+                json!({"source": &*self.source, "dropped": self.dropped_run}),
+                self.source.clone(),
+            );
+            match self.tx.try_send(marker) {
+                Ok(()) => {
+                    tracing::error!(source = %self.source, dropped = self.dropped_run,
+                        "event channel has room again after dropping events");
+                    self.dropped_run = 0;
                 }
-                Ok(())
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.drop_one();
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(ReceiverGone),
             }
+        }
+        match self.tx.try_send(ev) {
+            Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                self.dropped_run += 1;
-                let now = Instant::now();
-                if self
-                    .last_drop_log
-                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-                {
-                    self.last_drop_log = Some(now);
-                    tracing::error!(
-                        source = %self.source,
-                        dropped_now = self.dropped_run,
-                        dropped_total = SourceStats::get(&self.stats.dropped),
-                        "event channel full: dropping events so that the master does not \
-                         disconnect this reader; the next stage is slower than the bus"
-                    );
-                }
+                self.drop_one();
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(ReceiverGone),
+        }
+    }
+
+    fn drop_one(&mut self) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        self.dropped_run += 1;
+        let now = Instant::now();
+        if self
+            .last_drop_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_drop_log = Some(now);
+            tracing::error!(
+                source = %self.source,
+                dropped_now = self.dropped_run,
+                dropped_total = SourceStats::get(&self.stats.dropped),
+                "event channel full: dropping events so that the master does not \
+                 disconnect this reader; the next stage is slower than the bus"
+            );
         }
     }
 
@@ -166,20 +185,6 @@ impl EventSender {
 
     pub fn stats(&self) -> &Arc<SourceStats> {
         &self.stats
-    }
-
-    fn report_overflow(&mut self) {
-        let n = std::mem::take(&mut self.dropped_run);
-        tracing::error!(source = %self.source, dropped = n, "event channel has room again after dropping events");
-        let marker = Event::synthetic(
-            OVERFLOW_TAG,
-            json!({"source": &*self.source, "dropped": n}),
-            self.source.clone(),
-        );
-        if self.tx.try_send(marker).is_err() {
-            // Still no room: count the marker's events again next time.
-            self.dropped_run = n;
-        }
     }
 }
 
