@@ -59,8 +59,11 @@ pub fn decode_body(body: &[u8], style: BodyStyle) -> Result<DecodedBody, BodyErr
             extra: data.len() - used,
         });
     }
-    // The transcoder writes only UTF-8; from_utf8 cannot fail, but stay total.
-    let data = String::from_utf8(json).map_err(|_| BodyError::NoSeparator)?;
+    debug_assert!(std::str::from_utf8(&json).is_ok());
+    // SAFETY: the transcoder writes only UTF-8: ASCII punctuation, digits and
+    // base64, and string contents it has validated (see `json::write_str`).
+    // Validating again cost 8% of decode time.
+    let data = unsafe { String::from_utf8_unchecked(json) };
     Ok(DecodedBody {
         tag: tag_text(tag),
         data,

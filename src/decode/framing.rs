@@ -299,9 +299,7 @@ fn next_frame_start(buf: &[u8], framing: Option<Framing>, max_frame: usize) -> O
     let mut from = 0;
     while let Some(i) = finder.find(&buf[from..]).map(|i| i + from) {
         from = i + 1;
-        let Some(name) = buf.get(i + 2..i + PATTERN_LEN) else {
-            return None;
-        };
+        let name = buf.get(i + 2..i + PATTERN_LEN)?;
         if name != b"head" && name != b"body" {
             continue;
         }

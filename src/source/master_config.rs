@@ -109,7 +109,7 @@ fn resolve(keys: Keys) -> BusAddress {
     }
     let root = keys.root_dir.unwrap_or_else(|| "/".into());
     let root = root.trim_end_matches('/');
-    if !root.is_empty() && !(sock_dir == root || sock_dir.starts_with(&format!("{root}/"))) {
+    if !(root.is_empty() || sock_dir == root || sock_dir.starts_with(&format!("{root}/"))) {
         sock_dir = format!("{root}/{}", sock_dir.trim_start_matches('/'));
     }
     BusAddress::Ipc(Path::new(&sock_dir).join("master_event_pub.ipc"))

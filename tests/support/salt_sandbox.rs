@@ -38,6 +38,23 @@
 //!
 //! Only `std` and `tempfile` are used; signals are sent with the `kill`
 //! command.
+//!
+//! Gotchas this module handles (Salt 3006.29 and 3008.4):
+//! - `root_dir`, `cachedir` and `sock_dir` are all set: with only `sock_dir`,
+//!   or when `len(sock_dir) > len(cachedir) + 10`, Salt silently moves the
+//!   sockets to `<cachedir>/.salt-unix`. `start_master()` checks both places
+//!   and `sock_dir()` / `pub_socket()` report the real one.
+//! - `ipc_mode: tcp` needs `tcp_master_pub_port`, `tcp_master_pull_port`,
+//!   `tcp_master_publish_pull` and `tcp_master_workers` (defaults 4512-4515
+//!   would collide between sandboxes); 3008 binds `tcp_master_workers + 926`.
+//! - After a stop the `.ipc` files stay (connect: "connection refused"); they
+//!   and the `*.pid` files are removed before each start (a SIGKILLed
+//!   minion's `process_responsibility_minion.pid` can name a zombie, and the
+//!   next minion then exits 1 with "An instance is already running").
+//! - A minion's SIGTERM handler sleeps 5 s before stopping; `stop_minion`
+//!   takes 5-7 s, `kill_minion` and `Drop` use SIGKILL for minions.
+//! - `salt` waits `gather_job_timeout` (10 s) past `-t` for minions that do
+//!   not answer, and exits 0 even when the master is down.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -80,15 +97,17 @@ pub struct SandboxOptions {
     pub start_timeout: Duration,
     /// Grace after SIGTERM in `stop_master()` / `stop_minion()` before SIGKILL.
     pub stop_timeout: Duration,
-    /// Grace after SIGTERM when the sandbox is dropped (everything is
-    /// signalled at once). `Duration::ZERO` = SIGKILL straight away.
+    /// Grace after SIGTERM to the master when the sandbox is dropped
+    /// (minions are SIGKILLed at once). `Duration::ZERO` = SIGKILL.
     pub drop_timeout: Duration,
     /// `salt()` / `salt_run()` kill the CLI after this long.
     pub cli_timeout: Duration,
     /// Master `worker_threads` (Salt's default is 5; 2 is plenty for tests).
     pub worker_threads: u32,
-    /// `log_level_logfile` for the master and minions (`info` makes the log
-    /// tails in error messages useful).
+    /// `log_level_logfile` for the master and minions. Keep `info` (or
+    /// `debug`): readiness waits for the minion's info line "Minion is ready
+    /// to receive requests" (else it pings blind after 15 s), and the log
+    /// tails in error messages need it.
     pub log_level_logfile: String,
     /// YAML written to `<master dir>/master.d/99-extra.conf` (overrides the
     /// generated keys; a duplicate key in the main file would be an error).
@@ -175,10 +194,17 @@ struct Minion {
     id: String,
     dir: PathBuf,
     proc: Option<Proc>,
+    /// When `proc` was spawned and how long minion.log was then (to find
+    /// this run's "ready to receive requests" line).
+    spawned: Option<(Instant, u64)>,
 }
 
+/// Logged (at info) by 3006 and 3008 minions once they are connected.
+const MINION_READY_LINE: &str = "Minion is ready to receive requests";
+
 /// A sandboxed Salt master and its minions. Dropping it stops everything
-/// (SIGTERM, SIGKILL after `drop_timeout`) and deletes the folder.
+/// (minions: SIGKILL; master: SIGTERM, SIGKILL after `drop_timeout`) and
+/// deletes the folder.
 pub struct SaltSandbox {
     venv: PathBuf,
     opts: SandboxOptions,
@@ -257,13 +283,16 @@ impl SaltSandbox {
             }
         }
 
-        let keep = env::var_os("SALTBRIDGE_KEEP_SANDBOX").is_some_and(|v| v != "0" && !v.is_empty());
+        let keep =
+            env::var_os("SALTBRIDGE_KEEP_SANDBOX").is_some_and(|v| v != "0" && !v.is_empty());
         // Unix socket paths are limited to 107 bytes: stay short.
         let mut base = env::temp_dir();
         if base.as_os_str().len() > 40 {
             base = PathBuf::from("/tmp");
         }
-        let tempdir = tempfile::Builder::new().prefix("saltsbx-").tempdir_in(&base)?;
+        let tempdir = tempfile::Builder::new()
+            .prefix("saltsbx-")
+            .tempdir_in(&base)?;
         let root = tempdir.path().to_path_buf();
         let master_dir = root.join("master");
         let master_cachedir = master_dir.join("cache");
@@ -283,7 +312,10 @@ impl SaltSandbox {
         }
         let longest = conf_sock_dir.join("master_event_pull.ipc");
         if longest.as_os_str().len() > MAX_SOCK_PATH {
-            return Err(invalid(format!("socket path too long: {}", longest.display())));
+            return Err(invalid(format!(
+                "socket path too long: {}",
+                longest.display()
+            )));
         }
 
         let ports = alloc_ports(opts.ipc_mode_tcp)?;
@@ -305,14 +337,35 @@ impl SaltSandbox {
         sb.write_master_config()?;
         match spawn_watchdog(&sb.root, keep) {
             Ok(w) => sb.watchdog = Some(w),
-            Err(e) => eprintln!("salt_sandbox: no watchdog ({e}); a killed test may leave Salt running"),
+            Err(e) => {
+                eprintln!("salt_sandbox: no watchdog ({e}); a killed test may leave Salt running")
+            }
         }
         // From here on, an error drops `sb`, which stops whatever started.
-        sb.start_master()?;
+        // A port picked by bind(0) can be taken by someone else before the
+        // master binds it (it then exits with status 4): pick new ones.
+        let mut attempt = 1;
+        loop {
+            match sb.start_master() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempt < 3 => {
+                    eprintln!("salt_sandbox: master could not bind its ports, picking others");
+                    attempt += 1;
+                    sb.ports = alloc_ports(sb.opts.ipc_mode_tcp)?;
+                    sb.write_master_config()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let ids = sb.opts.minion_ids.clone();
         for id in &ids {
             let dir = sb.create_minion(id)?;
-            sb.minions.push(Minion { id: id.clone(), dir, proc: None });
+            sb.minions.push(Minion {
+                id: id.clone(),
+                dir,
+                proc: None,
+                spawned: None,
+            });
             sb.spawn_minion(id)?;
         }
         if sb.opts.wait_for_minions && !ids.is_empty() {
@@ -336,16 +389,35 @@ impl SaltSandbox {
         }
         remove_ipc_files(&self.conf_sock_dir);
         remove_ipc_files(&self.master_cachedir.join(".salt-unix"));
+        remove_pid_files(&self.master_dir);
         let t0 = Instant::now();
         let deadline = t0 + self.opts.start_timeout;
-        let proc = self.spawn("salt-master", &self.master_dir, "master", &self.master_dir.join("console.log"))?;
+        let proc = self.spawn(
+            "salt-master",
+            &self.master_dir,
+            "master",
+            &self.master_dir.join("console.log"),
+        )?;
         self.master = Some(proc);
-        let candidates = [self.conf_sock_dir.clone(), self.master_cachedir.join(".salt-unix")];
+        let candidates = [
+            self.conf_sock_dir.clone(),
+            self.master_cachedir.join(".salt-unix"),
+        ];
         loop {
             if let Some(status) = self.master.as_mut().and_then(Proc::exited) {
-                let msg = format!("salt-master exited during start ({status})\n{}", self.master_log_tail());
+                let msg = format!(
+                    "salt-master exited during start ({status})\n{}",
+                    self.master_log_tail()
+                );
                 self.reap_master();
-                return Err(io::Error::other(msg));
+                // salt/cli/daemons.py: shutdown(4, "The ports are not
+                // available to bind") when publish_port/ret_port are taken.
+                let kind = if status.code() == Some(4) {
+                    io::ErrorKind::AddrInUse
+                } else {
+                    io::ErrorKind::Other
+                };
+                return Err(io::Error::new(kind, msg));
             }
             if let Some(port) = self.ports.tcp_master_pub_port {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -431,7 +503,12 @@ impl SaltSandbox {
         if !self.minions.iter().any(|m| m.id == id) {
             validate_id(id)?;
             let dir = self.create_minion(id)?;
-            self.minions.push(Minion { id: id.to_string(), dir, proc: None });
+            self.minions.push(Minion {
+                id: id.to_string(),
+                dir,
+                proc: None,
+                spawned: None,
+            });
         }
         self.spawn_minion(id)?;
         self.wait_for_minions(&[id], self.opts.start_timeout)
@@ -445,6 +522,7 @@ impl SaltSandbox {
         let deadline = t0 + timeout;
         let mut pending: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
         let mut last = String::new();
+        let mut tries = 0u32;
         while !pending.is_empty() {
             if !self.master_running() {
                 return Err(io::Error::other(format!(
@@ -474,18 +552,46 @@ impl SaltSandbox {
                 }
                 return Err(io::Error::new(io::ErrorKind::TimedOut, msg));
             }
-            let list = pending.join(",");
+            // Skip minions spawned < 15 s ago that have not logged "ready"
+            // yet: a ping before that is wasted (see below).
+            let ready: Vec<&str> = pending
+                .iter()
+                .filter(|id| match self.minions.iter().find(|m| &m.id == *id) {
+                    Some(Minion {
+                        spawned: Some((at, off)),
+                        dir,
+                        ..
+                    }) => {
+                        at.elapsed() > Duration::from_secs(15)
+                            || log_has_since(&dir.join("minion.log"), *off, MINION_READY_LINE)
+                    }
+                    _ => true,
+                })
+                .map(String::as_str)
+                .collect();
+            if ready.is_empty() {
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            let list = ready.join(",");
             // `salt` waits gather_job_timeout (10 s) past -t for a minion
-            // that is not connected yet: cut each try short ourselves.
+            // that does not answer: cut each try short ourselves, with
+            // longer tries as they fail (a loaded machine answers slower).
+            tries += 1;
+            let t = if tries <= 3 { 3 } else { 8 };
+            let t_arg = t.to_string();
             let out = self.run_cli(
                 "salt",
-                &["-t", "4", "--out=txt", "-L", &list, "test.ping"],
-                left.min(Duration::from_secs(6)),
+                &["-t", &t_arg, "--out=txt", "-L", &list, "test.ping"],
+                left.min(Duration::from_secs(t + 2)),
             );
             let stdout = String::from_utf8_lossy(&out.stdout);
             pending.retain(|id| {
                 !stdout.lines().any(|l| {
-                    l.strip_prefix(id.as_str()).and_then(|r| r.strip_prefix(':')).map(str::trim) == Some("True")
+                    l.strip_prefix(id.as_str())
+                        .and_then(|r| r.strip_prefix(':'))
+                        .map(str::trim)
+                        == Some("True")
                 })
             });
             last = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -591,7 +697,12 @@ impl SaltSandbox {
     }
 
     pub fn minion_pid(&self, id: &str) -> Option<u32> {
-        self.minions.iter().find(|m| m.id == id)?.proc.as_ref().map(|p| p.child.id())
+        self.minions
+            .iter()
+            .find(|m| m.id == id)?
+            .proc
+            .as_ref()
+            .map(|p| p.child.id())
     }
 
     // ---------------------------------------------------------------- logs
@@ -621,7 +732,10 @@ impl SaltSandbox {
     fn minion_mut(&mut self, id: &str) -> &mut Minion {
         match self.minions.iter().position(|m| m.id == id) {
             Some(i) => &mut self.minions[i],
-            None => panic!("salt_sandbox: no minion {id:?} (have {:?})", self.minion_ids()),
+            None => panic!(
+                "salt_sandbox: no minion {id:?} (have {:?})",
+                self.minion_ids()
+            ),
         }
     }
 
@@ -633,7 +747,10 @@ impl SaltSandbox {
     }
 
     fn spawn(&self, bin: &str, config_dir: &Path, name: &str, console: &Path) -> io::Result<Proc> {
-        let out = fs::OpenOptions::new().create(true).append(true).open(console)?;
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(console)?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(self.venv.join("bin").join(bin));
         cmd.arg("-c")
@@ -648,15 +765,26 @@ impl SaltSandbox {
             // Own process group: Ctrl-C in the terminal does not reach it,
             // and `kill -- -pgid` reaches all of its subprocesses.
             .process_group(0);
-        let child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("spawning {bin}: {e}")))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("spawning {bin}: {e}")))?;
         let pgid = child.id();
         let pgid_file = self.root.join("run").join(format!("{name}.pgid"));
         fs::write(&pgid_file, format!("{pgid}\n"))?;
-        Ok(Proc { child, pgid, pgid_file, done: false })
+        Ok(Proc {
+            child,
+            pgid,
+            pgid_file,
+            done: false,
+        })
     }
 
     fn spawn_minion(&mut self, id: &str) -> io::Result<()> {
-        let idx = self.minions.iter().position(|m| m.id == id).expect("known minion");
+        let idx = self
+            .minions
+            .iter()
+            .position(|m| m.id == id)
+            .expect("known minion");
         if let Some(p) = self.minions[idx].proc.as_mut() {
             if p.exited().is_none() {
                 return Ok(());
@@ -667,8 +795,20 @@ impl SaltSandbox {
         let dir = self.minions[idx].dir.clone();
         remove_ipc_files(&dir.join("sock"));
         remove_ipc_files(&dir.join("cache").join(".salt-unix"));
-        let proc = self.spawn("salt-minion", &dir, &format!("minion-{id}"), &dir.join("console.log"))?;
+        // A killed minion's pidfiles name a process that may linger as a
+        // zombie; Salt then says "An instance is already running" and exits 1.
+        remove_pid_files(&dir);
+        let log_len = fs::metadata(dir.join("minion.log"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let proc = self.spawn(
+            "salt-minion",
+            &dir,
+            &format!("minion-{id}"),
+            &dir.join("console.log"),
+        )?;
         self.minions[idx].proc = Some(proc);
+        self.minions[idx].spawned = Some((Instant::now(), log_len));
         Ok(())
     }
 
@@ -686,12 +826,20 @@ impl SaltSandbox {
         kv(&mut c, "pidfile", &yaml_path(&d.join("master.pid")));
         kv(&mut c, "log_file", &yaml_path(&d.join("master.log")));
         kv(&mut c, "key_logfile", &yaml_path(&d.join("key.log")));
-        kv(&mut c, "log_level_logfile", &yaml_str(&self.opts.log_level_logfile));
+        kv(
+            &mut c,
+            "log_level_logfile",
+            &yaml_str(&self.opts.log_level_logfile),
+        );
         kv(&mut c, "interface", "127.0.0.1");
         kv(&mut c, "publish_port", &p.publish_port.to_string());
         kv(&mut c, "ret_port", &p.ret_port.to_string());
         kv(&mut c, "auto_accept", "True");
-        kv(&mut c, "worker_threads", &self.opts.worker_threads.max(1).to_string());
+        kv(
+            &mut c,
+            "worker_threads",
+            &self.opts.worker_threads.max(1).to_string(),
+        );
         c.push_str(&format!(
             "file_roots:\n  base:\n    - {}\npillar_roots:\n  base:\n    - {}\n",
             yaml_path(&self.file_root()),
@@ -710,7 +858,10 @@ impl SaltSandbox {
         }
         fs::write(d.join("master"), c)?;
         if !self.opts.extra_master_config.trim().is_empty() {
-            fs::write(d.join("master.d").join("99-extra.conf"), &self.opts.extra_master_config)?;
+            fs::write(
+                d.join("master.d").join("99-extra.conf"),
+                &self.opts.extra_master_config,
+            )?;
         }
         Ok(())
     }
@@ -722,7 +873,10 @@ impl SaltSandbox {
         }
         let longest = d.join("sock").join("minion_event_0123456789_pull.ipc");
         if longest.as_os_str().len() > MAX_SOCK_PATH {
-            return Err(invalid(format!("minion id {id:?} makes socket paths too long: {}", longest.display())));
+            return Err(invalid(format!(
+                "minion id {id:?} makes socket paths too long: {}",
+                longest.display()
+            )));
         }
         let p = &self.ports;
         let mut c = String::from("# written by saltbridge tests/support/salt_sandbox.rs\n");
@@ -737,7 +891,11 @@ impl SaltSandbox {
         kv(&mut c, "sock_dir", &yaml_path(&d.join("sock")));
         kv(&mut c, "pidfile", &yaml_path(&d.join("minion.pid")));
         kv(&mut c, "log_file", &yaml_path(&d.join("minion.log")));
-        kv(&mut c, "log_level_logfile", &yaml_str(&self.opts.log_level_logfile));
+        kv(
+            &mut c,
+            "log_level_logfile",
+            &yaml_str(&self.opts.log_level_logfile),
+        );
         // Faster start (no reverse DNS / lspci for grains) and faster
         // re-auth/reconnect after a master restart.
         kv(&mut c, "enable_fqdns_grains", "False");
@@ -754,7 +912,10 @@ impl SaltSandbox {
         ));
         fs::write(d.join("minion"), c)?;
         if !self.opts.extra_minion_config.trim().is_empty() {
-            fs::write(d.join("minion.d").join("99-extra.conf"), &self.opts.extra_minion_config)?;
+            fs::write(
+                d.join("minion.d").join("99-extra.conf"),
+                &self.opts.extra_minion_config,
+            )?;
         }
         Ok(d)
     }
@@ -763,10 +924,15 @@ impl SaltSandbox {
 impl Drop for SaltSandbox {
     fn drop(&mut self) {
         if thread::panicking() {
-            eprintln!("salt_sandbox: test panicked; sandbox at {}", self.root.display());
+            eprintln!(
+                "salt_sandbox: test panicked; sandbox at {}",
+                self.root.display()
+            );
             eprintln!("{}", self.master_log_tail());
         }
-        let grace = self.opts.drop_timeout;
+        // A minion's SIGTERM handler sleeps a fixed 5 s before it stops
+        // (salt/minion.py stop_async), useless here: SIGKILL the minions,
+        // SIGTERM the master (under 1 s), SIGKILL it after drop_timeout.
         {
             let mut procs: Vec<&mut Proc> = Vec::new();
             for m in self.minions.iter_mut() {
@@ -774,10 +940,10 @@ impl Drop for SaltSandbox {
                     procs.push(p);
                 }
             }
-            if let Some(p) = self.master.as_mut() {
-                procs.push(p);
-            }
-            terminate(&mut procs, grace);
+            terminate(&mut procs, Duration::ZERO);
+        }
+        if let Some(p) = self.master.as_mut() {
+            terminate(&mut [p], self.opts.drop_timeout);
         }
         self.master = None;
         for m in self.minions.iter_mut() {
@@ -829,7 +995,9 @@ fn venv_candidates(version: &str) -> Vec<PathBuf> {
     }
     manifests.push(OsString::from(env!("CARGO_MANIFEST_DIR")));
     for m in manifests {
-        let p = PathBuf::from(m).join(".cache").join(format!("salt-{version}"));
+        let p = PathBuf::from(m)
+            .join(".cache")
+            .join(format!("salt-{version}"));
         if !v.contains(&p) {
             v.push(p);
         }
@@ -848,12 +1016,16 @@ fn invalid(msg: String) -> io::Error {
 fn validate_id(id: &str) -> io::Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 40
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && !id.starts_with('.');
     if ok {
         Ok(())
     } else {
-        Err(invalid(format!("minion id {id:?}: use 1-40 chars of [A-Za-z0-9._-]")))
+        Err(invalid(format!(
+            "minion id {id:?}: use 1-40 chars of [A-Za-z0-9._-]"
+        )))
     }
 }
 
@@ -895,7 +1067,11 @@ fn current_user() -> String {
 /// return a port another sandbox got a moment ago but has not bound yet).
 static USED_PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
-fn take_port(used: &mut BTreeSet<u16>, held: &mut Vec<TcpListener>, need_pair: bool) -> io::Result<u16> {
+fn take_port(
+    used: &mut BTreeSet<u16>,
+    held: &mut Vec<TcpListener>,
+    need_pair: bool,
+) -> io::Result<u16> {
     for _ in 0..200 {
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let port = l.local_addr()?.port();
@@ -903,7 +1079,9 @@ fn take_port(used: &mut BTreeSet<u16>, held: &mut Vec<TcpListener>, need_pair: b
             continue;
         }
         if need_pair {
-            let Some(p2) = port.checked_add(DEFAULT_POOL_PORT_OFFSET) else { continue };
+            let Some(p2) = port.checked_add(DEFAULT_POOL_PORT_OFFSET) else {
+                continue;
+            };
             if used.contains(&p2) {
                 continue;
             }
@@ -919,7 +1097,10 @@ fn take_port(used: &mut BTreeSet<u16>, held: &mut Vec<TcpListener>, need_pair: b
         held.push(l);
         return Ok(port);
     }
-    Err(io::Error::new(io::ErrorKind::AddrNotAvailable, "no free port found"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        "no free port found",
+    ))
 }
 
 fn alloc_ports(tcp: bool) -> io::Result<SandboxPorts> {
@@ -946,28 +1127,50 @@ fn alloc_ports(tcp: bool) -> io::Result<SandboxPorts> {
 }
 
 fn remove_ipc_files(dir: &Path) {
+    remove_files_with_ext(dir, "ipc");
+}
+
+/// master.pid / minion.pid / process_responsibility_minion.pid.
+fn remove_pid_files(dir: &Path) {
+    remove_files_with_ext(dir, "pid");
+}
+
+fn remove_files_with_ext(dir: &Path, ext: &str) {
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            if p.extension().is_some_and(|x| x == "ipc") {
+            if p.extension().is_some_and(|x| x == ext) && p.is_file() {
                 let _ = fs::remove_file(p);
             }
         }
     }
 }
 
+/// Has minion.log, past byte `offset`, got the "ready" line?
+fn log_has_since(path: &Path, offset: u64, needle: &str) -> bool {
+    let Ok(b) = fs::read(path) else { return false };
+    let start = (offset as usize).min(b.len());
+    String::from_utf8_lossy(&b[start..]).contains(needle)
+}
+
 /// Is any live (non-zombie) process in process group `pgid`? Reads /proc.
 fn group_alive(pgid: u32) -> bool {
-    let Ok(rd) = fs::read_dir("/proc") else { return false };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return false;
+    };
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
         if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { continue };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
         // "pid (comm) state ppid pgrp ..."; comm may contain spaces and ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         let mut f = rest.split_whitespace();
         let state = f.next();
         let _ppid = f.next();
@@ -983,7 +1186,9 @@ fn group_alive(pgid: u32) -> bool {
 fn send_signal(target: i64, sig: &str) {
     let t = target.to_string();
     let quiet = |c: &mut Command| {
-        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
     };
     let mut c = Command::new("kill");
     c.args(["-s", sig, "--", &t]);
@@ -1041,7 +1246,11 @@ fn terminate(procs: &mut [&mut Proc], grace: Duration) {
             eprintln!("salt_sandbox: processes still alive 5 s after SIGKILL; giving up on them");
             break;
         }
-        thread::sleep(if killed { Duration::from_millis(10) } else { Duration::from_millis(25) });
+        thread::sleep(if killed {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(25)
+        });
     }
     for p in procs.iter_mut() {
         let _ = fs::remove_file(&p.pgid_file);
@@ -1099,8 +1308,18 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
             buf
         })
     };
-    let out_t = reader(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-    let err_t = reader(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let out_t = reader(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err_t = reader(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
     let status = loop {
@@ -1120,7 +1339,11 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
     if timed_out {
         stderr.extend_from_slice(format!("\nsalt_sandbox: killed after {timeout:?}\n").as_bytes());
     }
-    Output { status, stdout, stderr }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 fn tail(path: &Path, n: usize) -> String {
