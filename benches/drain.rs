@@ -35,10 +35,17 @@ fn serve(path: &Path, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
 
 fn saltbridge_drain(sock: &Path, bytes: Vec<u8>, events: u64) -> f64 {
     let server = serve(sock, bytes);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let secs = rt.block_on(async {
         let (signal, shutdown) = ShutdownSignal::new();
-        let mut src = source::spawn(SourceSpec::Ipc(sock.to_path_buf()), ReaderOptions::default(), shutdown);
+        let mut src = source::spawn(
+            SourceSpec::Ipc(sock.to_path_buf()),
+            ReaderOptions::default(),
+            shutdown,
+        );
         let first = src.events.recv().await.expect("first event");
         let start = Instant::now();
         drop(first);
@@ -71,7 +78,11 @@ fn python_drain(venv: &Path, dir: &Path, bytes: Vec<u8>, events: u64) -> Option<
     let _ = server.join();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     if v["events"].as_u64()? != events {
-        eprintln!("python reader read {} of {events} events: {}", v["events"], String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "python reader read {} of {events} events: {}",
+            v["events"],
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     v["seconds"].as_f64()
@@ -80,7 +91,10 @@ fn python_drain(venv: &Path, dir: &Path, bytes: Vec<u8>, events: u64) -> Option<
 fn venv() -> Option<PathBuf> {
     let from_env = std::env::var_os("SALTBRIDGE_SALT_VENV_3008_4").map(PathBuf::from);
     let default = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/salt-3008.4");
-    from_env.into_iter().chain([default]).find(|p| p.join("bin/python").exists())
+    from_env
+        .into_iter()
+        .chain([default])
+        .find(|p| p.join("bin/python").exists())
 }
 
 fn main() {
@@ -88,7 +102,10 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let events: u64 = std::env::var("DRAIN_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let events: u64 = std::env::var("DRAIN_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let bytes: Vec<u8> = (0..events).flat_map(support::small_return_frame).collect();
     let mb = bytes.len() as f64 / 1e6;
     let dir = tempfile::tempdir().unwrap();
@@ -103,13 +120,24 @@ fn main() {
     };
 
     println!("\nDrain a backlog of {events} job returns ({mb:.1} MB) from a unix socket");
-    println!("{:<44} {:>10} {:>12} {:>10} {:>8}", "reader", "seconds", "events/s", "MB/s", "ratio");
+    println!(
+        "{:<44} {:>10} {:>12} {:>10} {:>8}",
+        "reader", "seconds", "events/s", "MB/s", "ratio"
+    );
     let row = |name: &str, s: f64, ratio: String| {
-        println!("{name:<44} {s:>10.3} {:>12.0} {:>10.1} {ratio:>8}", events as f64 / s, mb / s);
+        println!(
+            "{name:<44} {s:>10.3} {:>12.0} {:>10.1} {ratio:>8}",
+            events as f64 / s,
+            mb / s
+        );
     };
     match theirs {
         Some(py) => {
-            row("saltbridge ipc source -> channel", ours, format!("{:.0}x", py / ours));
+            row(
+                "saltbridge ipc source -> channel",
+                ours,
+                format!("{:.0}x", py / ours),
+            );
             row("Salt 3008.4 salt.utils.event get_event", py, "1x".into());
         }
         None => row("saltbridge ipc source -> channel", ours, "-".into()),

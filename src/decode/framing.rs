@@ -216,8 +216,12 @@ impl FrameDecoder {
         match next {
             Some(b)
                 if !plausible
-                    && next_frame_start(&buf[1..], self.framing, self.max_frame)
-                        .is_some_and(|i| i + 1 < used) =>
+                    && next_frame_start(
+                        &buf[1..(used + PATTERN_LEN + 4).min(buf.len())],
+                        self.framing,
+                        self.max_frame,
+                    )
+                    .is_some_and(|i| i + 1 < used) =>
             {
                 Err(FrameError::NoFrameAfter(b))
             }
@@ -409,6 +413,19 @@ mod tests {
             assert_eq!(d.framing(), Some(framing));
             assert_eq!(d.decode(&mut buf), None);
         }
+    }
+
+    #[test]
+    fn python2_str_body_and_body_first_maps() {
+        // Python 2 masters pack the body as str, and their dicts may put "body" first.
+        let mut f = vec![0x82, 0xa4, b'b', b'o', b'd', b'y', 0xd9, 1, b'x'];
+        f.extend_from_slice(&[0xa4, b'h', b'e', b'a', b'd', 0x80]);
+        let stream = [f.clone(), f].concat();
+        let frames = run(&stream);
+        assert_eq!(frames.len(), 2);
+        assert!(frames
+            .iter()
+            .all(|fr| matches!(fr, Frame::Body { body, .. } if body == "x")));
     }
 
     #[test]

@@ -35,12 +35,32 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// On error `out` may hold a partial value; callers discard it.
 pub fn transcode(input: &[u8], out: &mut Vec<u8>) -> Result<usize, MsgpackError> {
     let mut c = Cursor::new(input);
-    value(&mut c, out, 0)?;
+    value(&mut c, out, Depth::default())?;
     Ok(c.pos())
 }
 
-fn value(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), MsgpackError> {
-    if depth > MAX_DEPTH {
+/// Non-string keys nested inside non-string keys, at most (Python allows
+/// only tuples as such keys; two levels cover every real case).
+const MAX_KEY_NESTING: u8 = 2;
+
+/// How deep the transcoder is: containers, and keys within keys.
+#[derive(Debug, Clone, Copy, Default)]
+struct Depth {
+    nesting: usize,
+    keys: u8,
+}
+
+impl Depth {
+    fn deeper(self) -> Depth {
+        Depth {
+            nesting: self.nesting + 1,
+            ..self
+        }
+    }
+}
+
+fn value(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: Depth) -> Result<(), MsgpackError> {
+    if depth.nesting > MAX_DEPTH {
         return Err(MsgpackError::TooDeep { at: c.pos() });
     }
     match c.head()? {
@@ -66,7 +86,7 @@ fn value(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), Msgp
                 if i > 0 {
                     out.push(b',');
                 }
-                value(c, out, depth + 1)?;
+                value(c, out, depth.deeper())?;
             }
             out.push(b']');
         }
@@ -76,9 +96,9 @@ fn value(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), Msgp
                 if i > 0 {
                     out.push(b',');
                 }
-                key(c, out, depth + 1)?;
+                key(c, out, depth.deeper())?;
                 out.push(b':');
-                value(c, out, depth + 1)?;
+                value(c, out, depth.deeper())?;
             }
             out.push(b'}');
         }
@@ -89,7 +109,7 @@ fn value(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), Msgp
 /// JSON object keys must be strings: a UTF-8 str key is written as is, any
 /// other key as the JSON text of its value, as Python's `json` does for
 /// numbers, booleans and None.
-fn key(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), MsgpackError> {
+fn key(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: Depth) -> Result<(), MsgpackError> {
     let mut peek = c.clone();
     if let Head::Str(n) = peek.head()? {
         if let Ok(s) = simdutf8::basic::from_utf8(peek.take(n)?) {
@@ -98,8 +118,20 @@ fn key(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), Msgpac
             return Ok(());
         }
     }
+    // Each level of key-inside-key escapes the quotes of the level below,
+    // doubling its size: bound it so that hostile input cannot blow up.
+    if depth.keys >= MAX_KEY_NESTING {
+        return Err(MsgpackError::TooDeep { at: c.pos() });
+    }
     let mut text = Vec::new();
-    value(c, &mut text, depth)?;
+    value(
+        c,
+        &mut text,
+        Depth {
+            keys: depth.keys + 1,
+            ..depth
+        },
+    )?;
     // The transcoder only ever writes UTF-8.
     write_str(out, &String::from_utf8_lossy(&text));
     Ok(())
@@ -122,7 +154,7 @@ fn float(out: &mut Vec<u8>, f: f64, single: Option<f32>) {
     }
 }
 
-fn ext(out: &mut Vec<u8>, kind: i8, payload: &[u8], depth: usize) {
+fn ext(out: &mut Vec<u8>, kind: i8, payload: &[u8], depth: Depth) {
     match kind {
         78 => {
             if let Some(iso) = salt_datetime(payload) {
@@ -170,15 +202,15 @@ fn salt_datetime(p: &[u8]) -> Option<String> {
 }
 
 /// Salt packs its `_Constant` objects as ext 79 holding msgpack `[name, value]`.
-fn salt_constant(out: &mut Vec<u8>, payload: &[u8], depth: usize) -> Result<(), MsgpackError> {
+fn salt_constant(out: &mut Vec<u8>, payload: &[u8], depth: Depth) -> Result<(), MsgpackError> {
     let mut c = Cursor::new(payload);
     if c.head()? != Head::Array(2) {
         return Err(MsgpackError::Truncated { at: 0 });
     }
     out.extend_from_slice(b"{\"__const__\":");
-    value(&mut c, out, depth + 1)?;
+    value(&mut c, out, depth.deeper())?;
     out.extend_from_slice(b",\"value\":");
-    value(&mut c, out, depth + 1)?;
+    value(&mut c, out, depth.deeper())?;
     out.push(b'}');
     if c.remaining() != 0 {
         return Err(MsgpackError::Truncated { at: c.pos() });
@@ -335,6 +367,20 @@ mod tests {
         // {1: "a", nil: "b"}
         let bytes = [0x82, 0x01, 0xa1, b'a', 0xc0, 0xa1, b'b'];
         assert_eq!(to_json(&bytes), json!({"1": "a", "null": "b"}));
+    }
+
+    #[test]
+    fn keys_within_keys_are_bounded() {
+        // {[{[{[1]: 1}]: 1}]: 1}: arrays as keys, three levels deep.
+        let two = [0x81, 0x91, 0x81, 0x91, 0x01, 0x01, 0x01];
+        assert!(transcode(&two, &mut Vec::new()).is_ok());
+        let mut deep = vec![0x81, 0x91];
+        deep.extend_from_slice(&two);
+        deep.push(0x01);
+        assert!(matches!(
+            transcode(&deep, &mut Vec::new()),
+            Err(MsgpackError::TooDeep { .. })
+        ));
     }
 
     #[test]
