@@ -5,6 +5,7 @@
 //! Each stage knows the next only through a channel.
 
 pub mod decode;
+pub mod dedup;
 pub mod event;
 pub mod route;
 pub mod shutdown;

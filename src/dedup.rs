@@ -1,0 +1,1 @@
+//! Dropping the duplicate "twin" events Salt fires for one fact (being written).
