@@ -4,9 +4,11 @@
 //! Events flow one way: `source` (bus reader) -> `decode` -> route -> sinks.
 //! Each stage knows the next only through a channel.
 
+pub mod cli;
 pub mod decode;
 pub mod dedup;
 pub mod event;
+pub mod pipeline;
 pub mod route;
 pub mod shutdown;
 pub mod source;

@@ -1,6 +1,19 @@
-//! Deciding where events go. So far: tag globs with the semantics of Salt's
-//! reactor, shared by `tail --tag` and the routes.
+//! Deciding where events go: the `routes.yaml` schema, `${...}`
+//! substitution, predicates over the data, tag globs with the semantics of
+//! Salt's reactor, and the compiled [`RouteTable`].
 
+mod check;
+pub mod config;
+mod dedup;
+pub mod error;
+pub mod interpolate;
+mod load;
+pub mod predicate;
+pub mod reload;
+mod table;
 pub mod tag_glob;
 
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{load_file, load_str};
+pub use table::{RouteMatch, RouteTable, Routing};
 pub use tag_glob::{TagGlobError, TagGlobs};

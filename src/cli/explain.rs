@@ -1,0 +1,252 @@
+//! `saltbridge explain -c FILE --source SPEC`: for each event, what the
+//! twin filter, the noise presets and the routes decided, and why. Nothing
+//! is delivered. `jsonl:` and `capture:` sources end at end of file; a live
+//! source runs until SIGINT/SIGTERM and follows reloads of the file.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::{Color, EX_CONFIG};
+use crate::dedup::TwinKind;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::route::{load_file, reload, Routing};
+use crate::shutdown::{os_signal, ShutdownSignal};
+use crate::source::{self, ReaderOptions, SourceSpec};
+
+/// Arguments of `saltbridge explain`.
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// The routes file.
+    #[arg(long, short, value_name = "FILE", default_value = "routes.yaml")]
+    pub config: PathBuf,
+    /// Where to read events [default: the file's `source:`, else the master's socket].
+    #[arg(long, short, value_name = "SPEC")]
+    pub source: Option<SourceSpec>,
+    /// `text` for people; `json` for one object a line.
+    #[arg(long, short, value_enum, default_value_t = ExplainFormat::Text)]
+    pub format: ExplainFormat,
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Json,
+}
+
+/// Totals printed at the end.
+#[derive(Default)]
+struct Tally {
+    events: u64,
+    twins: BTreeMap<&'static str, u64>,
+    dropped_by: BTreeMap<String, u64>,
+    routes: BTreeMap<String, u64>,
+    unmatched: u64,
+}
+
+pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let table = match load_file(&args.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(EX_CONFIG));
+        }
+    };
+    let spec = match (args.source.clone(), table.source()) {
+        (Some(s), _) => s,
+        (None, Some(s)) => s.parse().context("source in the routes file")?,
+        (None, None) => SourceSpec::default(),
+    };
+    let (signal, shutdown) = ShutdownSignal::new();
+    let live = spec.is_live();
+    let mut reloads = if live {
+        Some(reload::watch(args.config.clone(), shutdown.clone()))
+    } else {
+        None
+    };
+    let mut src = source::spawn(spec, ReaderOptions::default(), shutdown);
+    let mut pipeline = Pipeline::new(table, true);
+    let mut out = BufWriter::new(std::io::stdout());
+    let color = args.color.enabled();
+    let mut tally = Tally::default();
+    let stop = os_signal();
+    tokio::pin!(stop);
+    loop {
+        let deadline = pipeline.next_deadline();
+        let outcomes = tokio::select! {
+            _ = &mut stop => break,
+            ev = src.events.recv() => match ev {
+                Some(ev) => pipeline.push(ev, Instant::now()),
+                None => break,
+            },
+            _ = sleep_until(deadline) => pipeline.tick(Instant::now()),
+            Some(table) = recv_opt(&mut reloads) => {
+                pipeline.replace_table(table);
+                continue;
+            }
+        };
+        for o in outcomes {
+            print(&mut out, &o, args.format, color, &mut tally)?;
+        }
+        if src.events.is_empty() {
+            out.flush()?;
+        }
+    }
+    for o in pipeline.flush(Instant::now()) {
+        print(&mut out, &o, args.format, color, &mut tally)?;
+    }
+    out.flush()?;
+    signal.trigger();
+    let _ = src.task.await;
+    let twins: Vec<String> = TwinKind::ALL
+        .iter()
+        .map(|k| format!("{}={}", k.name(), pipeline.twin_filter().dropped(*k)))
+        .collect();
+    let dropped: Vec<String> = tally
+        .dropped_by
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    let routes: Vec<String> = tally
+        .routes
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    eprintln!(
+        "explain: {} events; twins dropped: {}; dropped by presets/dedup: {}; matched: {}; unmatched: {}",
+        tally.events,
+        twins.join(" "),
+        if dropped.is_empty() { "none".into() } else { dropped.join(" ") },
+        if routes.is_empty() { "none".into() } else { routes.join(" ") },
+        tally.unmatched
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn print(
+    out: &mut impl Write,
+    o: &Outcome,
+    format: ExplainFormat,
+    color: bool,
+    tally: &mut Tally,
+) -> std::io::Result<()> {
+    tally.events += 1;
+    let (bold, dim, red, green, reset) = if color {
+        ("\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
+    } else {
+        ("", "", "", "", "")
+    };
+    match o {
+        Outcome::Twin {
+            event,
+            kind,
+            twin_of,
+        } => {
+            *tally.twins.entry(kind.name()).or_default() += 1;
+            match format {
+                ExplainFormat::Json => {
+                    json_line(out, event.tag(), Some(kind.name()), None, &[], &[])
+                }
+                ExplainFormat::Text => writeln!(
+                    out,
+                    "{bold}{}{reset}\n  {red}dropped{reset}: Salt twin ({}) of {twin_of}",
+                    event.tag(),
+                    kind.name()
+                ),
+            }
+        }
+        Outcome::Routed { event, routing } => {
+            count(routing, tally);
+            let names: Vec<&str> = routing.matches.iter().map(|m| m.route.as_str()).collect();
+            if format == ExplainFormat::Json {
+                let sinks: Vec<&str> = routing.sinks.iter().map(String::as_str).collect();
+                return json_line(
+                    out,
+                    event.tag(),
+                    None,
+                    routing.dropped_by.as_deref(),
+                    &names,
+                    &sinks,
+                );
+            }
+            writeln!(out, "{bold}{}{reset}", event.tag())?;
+            for m in &routing.matches {
+                let mut why: Vec<String> = m.tag.iter().cloned().collect();
+                why.extend(m.predicates.iter().cloned());
+                let why = if why.is_empty() {
+                    "matches every event".to_owned()
+                } else {
+                    why.join("; ")
+                };
+                write!(out, "  route {green}{}{reset}: {dim}{why}{reset}", m.route)?;
+                match &m.deduplicated {
+                    Some(key) => {
+                        writeln!(out, " {red}(dedup: key {key:?} seen within the ttl){reset}")?
+                    }
+                    None => writeln!(out)?,
+                }
+            }
+            if let Some(by) = &routing.dropped_by {
+                writeln!(out, "  {red}dropped{reset} by {by}")?;
+            } else if routing.unmatched {
+                let to = if routing.sinks.is_empty() {
+                    "drop".to_owned()
+                } else {
+                    routing.sinks.join(", ")
+                };
+                writeln!(out, "  no route matched; unmatched: {to}")?;
+            } else if routing.sinks.is_empty() {
+                writeln!(out, "  sinks: none (the route sends nowhere)")?;
+            } else {
+                writeln!(out, "  sinks: {}", routing.sinks.join(", "))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn count(r: &Routing, tally: &mut Tally) {
+    if let Some(by) = &r.dropped_by {
+        *tally.dropped_by.entry(by.clone()).or_default() += 1;
+    }
+    if r.unmatched {
+        tally.unmatched += 1;
+    }
+    for m in &r.matches {
+        *tally.routes.entry(m.route.clone()).or_default() += 1;
+    }
+}
+
+fn json_line(
+    out: &mut impl Write,
+    tag: &str,
+    twin_of: Option<&str>,
+    dropped_by: Option<&str>,
+    routes: &[&str],
+    sinks: &[&str],
+) -> std::io::Result<()> {
+    let v = json!({"tag": tag, "twin_of": twin_of, "dropped_by": dropped_by, "routes": routes, "sinks": sinks});
+    writeln!(out, "{v}")
+}

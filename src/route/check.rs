@@ -1,0 +1,202 @@
+//! Checks that need the whole file: names that must exist, patterns that
+//! must compile, routes that can never match. Each problem is reported at
+//! the line of the value at fault.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use globset::GlobBuilder;
+
+use super::config::{RouteConfig, RoutesFile, Unmatched};
+use super::error::ConfigError;
+use super::load::located;
+use super::predicate::did_you_mean;
+use crate::source::SourceSpec;
+
+/// Every problem found in `file`; empty when it is good.
+pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let sink_names: Vec<&str> = file.sinks.keys().map(String::as_str).collect();
+    let unknown_sink = |name: &str| {
+        let hint = did_you_mean(name, &sink_names).map(|s| format!("did you mean `{s}`?"));
+        let known = if sink_names.is_empty() {
+            "no sinks are defined under `sinks:`".to_owned()
+        } else {
+            format!("defined sinks: {}", sink_names.join(", "))
+        };
+        (format!("unknown sink `{name}` ({known})"), hint)
+    };
+
+    if let Some(src) = &file.source {
+        if let Err(e) = src.value.parse::<SourceSpec>() {
+            errors.push(located(path, src, "source", e.to_string()));
+        }
+    }
+    if file.twins.max_entries == 0 {
+        errors.push(ConfigError::new(
+            path,
+            None,
+            "twins.max_entries",
+            "must be at least 1",
+        ));
+    }
+    for (name, cfg) in &file.sinks {
+        if !cfg.value.is_object() {
+            errors.push(located(
+                path,
+                cfg,
+                format!("sinks.{name}").as_str(),
+                "a sink is a map of its settings",
+            ));
+        }
+    }
+
+    let mut seen_names: HashMap<&str, u64> = HashMap::new();
+    for (i, r) in file.routes.iter().enumerate() {
+        let at = |f: &str| format!("routes[{i}].{f}");
+        let name = r.name.value.as_str();
+        if name.trim().is_empty() {
+            errors.push(located(path, &r.name, &at("name"), "a route needs a name"));
+        } else if let Some(line) = seen_names.insert(name, r.name.referenced.line()) {
+            errors.push(located(
+                path,
+                &r.name,
+                &at("name"),
+                format!("route name `{name}` is already used on line {line}"),
+            ));
+        }
+        for (j, sink) in r.to.iter().enumerate() {
+            if !file.sinks.contains_key(&sink.value) {
+                let (msg, hint) = unknown_sink(&sink.value);
+                errors.push(located(path, sink, &at(&format!("to[{j}]")), msg).with_hint(hint));
+            }
+        }
+        if let Some(tags) = &r.matcher.tag {
+            for g in tags.value.items() {
+                if let Some(why) = glob_problem(g) {
+                    errors.push(located(
+                        path,
+                        tags,
+                        &at("match.tag"),
+                        format!("glob {g:?} {why}"),
+                    ));
+                }
+            }
+        }
+        if let Some(res) = &r.matcher.tag_regex {
+            for re in res.value.items() {
+                if let Err(e) = regex::Regex::new(re) {
+                    errors.push(located(
+                        path,
+                        res,
+                        &at("match.tag_regex"),
+                        format!("bad regex {re:?}: {e}"),
+                    ));
+                }
+            }
+        }
+        if let Some(d) = &r.dedup {
+            if let Err(e) = minijinja::Environment::new().template_from_str(&d.key.value) {
+                errors.push(located(
+                    path,
+                    &d.key,
+                    &at("dedup.key"),
+                    format!("bad template: {e}"),
+                ));
+            }
+            if d.ttl.is_zero() {
+                errors.push(located(
+                    path,
+                    &d.key,
+                    &at("dedup.ttl"),
+                    "must be longer than 0s",
+                ));
+            }
+        }
+        if let Some((k, earlier)) = file.routes[..i]
+            .iter()
+            .enumerate()
+            .find(|(_, e)| shadows(e, r))
+        {
+            errors.push(located(
+                path,
+                &r.name,
+                &at("match"),
+                format!(
+                    "route `{name}` can never match: route `{}` (routes[{k}], line {}) takes every event it would see and does not `continue`",
+                    earlier.name.value,
+                    earlier.name.referenced.line()
+                ),
+            ));
+        }
+    }
+
+    if let Some(u) = &file.unmatched {
+        match &u.value {
+            Unmatched::Keyword(k) if k == "drop" => {}
+            Unmatched::Keyword(k) => {
+                let hint = did_you_mean(k, &["drop"]).map(|s| format!("did you mean `{s}`?"));
+                errors.push(
+                    located(
+                        path,
+                        u,
+                        "unmatched",
+                        format!("expected `drop` or a list of sinks, got `{k}`"),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            Unmatched::Sinks(names) => {
+                for (j, n) in names.iter().enumerate() {
+                    if !file.sinks.contains_key(n) {
+                        let (msg, hint) = unknown_sink(n);
+                        errors.push(
+                            located(path, u, &format!("unmatched[{j}]"), msg).with_hint(hint),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Why a glob can never match a Salt tag, if it cannot.
+fn glob_problem(g: &str) -> Option<String> {
+    if g.is_empty() {
+        return Some("is empty and matches no tag".into());
+    }
+    if g.trim() != g {
+        return Some("has leading or trailing spaces, which no Salt tag has".into());
+    }
+    if g.starts_with('/') {
+        return Some("starts with '/', which no Salt tag does".into());
+    }
+    GlobBuilder::new(g)
+        .literal_separator(false)
+        .backslash_escape(false)
+        .build()
+        .err()
+        .map(|e| format!("does not compile: {}", e.kind()))
+}
+
+/// True when `earlier` takes every event `later` could see: it stops there
+/// unconditionally, and its tags cover all of `later`'s.
+fn shadows(earlier: &RouteConfig, later: &RouteConfig) -> bool {
+    if earlier.continue_ || earlier.dedup.is_some() || earlier.matcher.where_.is_some() {
+        return false;
+    }
+    let e_globs = earlier.matcher.tag.as_ref().map(|t| t.value.items());
+    let matches_all = match (&e_globs, &earlier.matcher.tag_regex) {
+        (None, None) => true,
+        (Some(g), _) => g.iter().any(|p| p == "*"),
+        _ => false,
+    };
+    if matches_all {
+        return true;
+    }
+    match (e_globs, &later.matcher.tag, &later.matcher.tag_regex) {
+        (Some(eg), Some(lg), None) => lg.value.items().iter().all(|p| eg.contains(p)),
+        _ => false,
+    }
+}

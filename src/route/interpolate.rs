@@ -1,0 +1,140 @@
+//! `${ENV_VAR}`, `${ENV_VAR:-default}` and `${file:/path}` in a routes
+//! file, so that secrets stay out of it.
+//!
+//! Substitution happens on the text before YAML parsing, as Vector does, so
+//! it works in every field, sinks included. A value must fit on one line
+//! (a file's trailing newline is dropped), which keeps every line number
+//! the parser reports true. `$${` writes a literal `${`. Quote a
+//! placeholder whose value may hold YAML punctuation: `url: "${HOOK_URL}"`.
+
+/// A placeholder that could not be filled; `line` and `column` are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterpolationError {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+/// Replaces every placeholder in `text`; reports every one that fails.
+pub fn interpolate(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+    read_file: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<String, Vec<InterpolationError>> {
+    let mut out = String::with_capacity(text.len());
+    let mut errors = Vec::new();
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        let mut col = 1u64;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            col += rest[..i].chars().count() as u64;
+            let tail = &rest[i..];
+            if let Some(t) = tail.strip_prefix("$${") {
+                out.push_str("${");
+                rest = t;
+                col += 3;
+                continue;
+            }
+            let Some(body) = tail.strip_prefix("${") else {
+                out.push('$');
+                rest = &tail[1..];
+                col += 1;
+                continue;
+            };
+            let err = |message: String| InterpolationError {
+                line: n as u64 + 1,
+                column: col,
+                message,
+            };
+            let Some(end) = body.find('}') else {
+                errors.push(err("unclosed `${`".into()));
+                out.push_str(tail);
+                rest = "";
+                break;
+            };
+            let name = &body[..end];
+            let (name, default) = match name.split_once(":-") {
+                Some((n, d)) if !n.starts_with("file:") => (n, Some(d)),
+                _ => (name, None),
+            };
+            let value = if let Some(path) = name.strip_prefix("file:") {
+                read_file(path)
+                    .map(|v| v.strip_suffix('\n').map(str::to_owned).unwrap_or(v))
+                    .map_err(|e| err(format!("`${{{name}}}`: cannot read {path}: {e}")))
+            } else if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                Err(err(format!(
+                    "`${{{name}}}`: expected ${{ENV_VAR}} or ${{file:/path}}"
+                )))
+            } else {
+                env(name)
+                    .or_else(|| default.map(str::to_owned))
+                    .ok_or_else(|| {
+                        err(format!(
+                            "environment variable {name} is not set (used as `${{{name}}}`)"
+                        ))
+                    })
+            };
+            match value {
+                Ok(v) if v.contains('\n') => {
+                    errors.push(err(format!("`${{{name}}}`: the value spans several lines")))
+                }
+                Ok(v) => out.push_str(&v),
+                Err(e) => errors.push(e),
+            }
+            col += 3 + body[..end].chars().count() as u64;
+            rest = &body[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> Result<String, Vec<InterpolationError>> {
+        interpolate(
+            text,
+            |k| (k == "TOKEN").then(|| "s3cret".to_owned()),
+            |p| {
+                if p == "/run/secret" {
+                    Ok("from-file\n".into())
+                } else {
+                    Err(std::io::Error::other("no such file"))
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn env_file_and_escape() {
+        assert_eq!(
+            run("a: ${TOKEN}\nb: ${file:/run/secret}\nc: $${TOKEN} $5\n").unwrap(),
+            "a: s3cret\nb: from-file\nc: ${TOKEN} $5\n"
+        );
+        assert_eq!(
+            run("a: ${NOPE:-http://x:1/y} ${TOKEN:-z}").unwrap(),
+            "a: http://x:1/y s3cret"
+        );
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = run("x: 1\nurl: https://h/${NOPE}/${TOKEN}/${file:/nope}\n").unwrap_err();
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].line, e[0].column), (2, 17));
+        assert!(e[0].message.contains("NOPE is not set"));
+        assert_eq!((e[1].line, e[1].column), (2, 34));
+        assert!(run("a: ${bad name}").unwrap_err()[0]
+            .message
+            .contains("expected"));
+    }
+}

@@ -1,0 +1,256 @@
+//! The compiled route table: which routes, and so which sinks, an event
+//! goes to.
+//!
+//! Every tag glob of every route is compiled into one `GlobSet` and every
+//! tag regex into one `RegexSet`, so finding the routes whose tag matches
+//! costs one pass however many routes there are. Only those candidates,
+//! in file order, have their `where` predicates evaluated, and the event's
+//! data is parsed only when one of them needs it. The first matching route
+//! wins unless it says `continue: true`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use globset::GlobSet;
+use regex::bytes::RegexSet;
+
+use super::config::{DropConfig, TwinsConfig};
+use super::dedup::RecentKeys;
+use super::predicate::Predicate;
+use crate::event::Event;
+
+/// One compiled route.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub name: String,
+    pub where_: Option<Predicate>,
+    pub to: Vec<String>,
+    pub continue_: bool,
+    /// Keys seen by the route's `dedup`; its template is in `templates`
+    /// under the route's name.
+    pub dedup: Option<RecentKeys>,
+}
+
+/// The whole table.
+#[derive(Debug)]
+pub struct RouteTable {
+    pub(crate) routes: Vec<Route>,
+    pub(crate) globs: GlobSet,
+    /// For each glob in `globs`: its route and its text.
+    pub(crate) glob_owner: Vec<(usize, String)>,
+    pub(crate) regexes: RegexSet,
+    pub(crate) regex_owner: Vec<usize>,
+    /// Routes without any tag filter: candidates for every event.
+    pub(crate) untagged: Vec<usize>,
+    pub(crate) drop: DropConfig,
+    pub(crate) unmatched: Vec<String>,
+    pub(crate) twins: TwinsConfig,
+    pub(crate) source: Option<String>,
+    pub(crate) sinks: BTreeMap<String, serde_json::Value>,
+    pub(crate) templates: minijinja::Environment<'static>,
+    scratch: Vec<usize>,
+}
+
+/// Where one event goes, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// Set when a noise preset dropped the event before routing (`drop.find_job`, ...).
+    pub dropped_by: Option<String>,
+    /// Routes that matched, in order.
+    pub matches: Vec<RouteMatch>,
+    /// The sinks the event goes to, each once, in route order.
+    pub sinks: Vec<String>,
+    /// True when no route matched and `unmatched` decided.
+    pub unmatched: bool,
+}
+
+/// One route that matched an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    pub route: String,
+    /// Which tag pattern matched (`glob salt/job/*/ret/*`), or none for an untagged route.
+    pub tag: Option<String>,
+    /// The `where` leaves that held.
+    pub predicates: Vec<String>,
+    /// Set when the route's dedup dropped it: the key.
+    pub deduplicated: Option<String>,
+}
+
+impl RouteTable {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        routes: Vec<Route>,
+        globs: GlobSet,
+        glob_owner: Vec<(usize, String)>,
+        regexes: RegexSet,
+        regex_owner: Vec<usize>,
+        drop: DropConfig,
+        unmatched: Vec<String>,
+        twins: TwinsConfig,
+        source: Option<String>,
+        sinks: BTreeMap<String, serde_json::Value>,
+        templates: minijinja::Environment<'static>,
+    ) -> Self {
+        let mut tagged = vec![false; routes.len()];
+        glob_owner.iter().for_each(|(r, _)| tagged[*r] = true);
+        regex_owner.iter().for_each(|r| tagged[*r] = true);
+        let untagged = (0..routes.len()).filter(|i| !tagged[*i]).collect();
+        RouteTable {
+            routes,
+            globs,
+            glob_owner,
+            regexes,
+            regex_owner,
+            untagged,
+            drop,
+            unmatched,
+            twins,
+            source,
+            sinks,
+            templates,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The routes' names, in order.
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| r.name.as_str())
+    }
+
+    /// The `source:` of the file, if set.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// The `twins:` settings, for the twin filter stage.
+    pub fn twins(&self) -> &TwinsConfig {
+        &self.twins
+    }
+
+    /// The sinks' configs by name (their fields belong to the sinks).
+    pub fn sinks(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.sinks
+    }
+
+    /// Decides where `ev` goes. With `explain`, records which pattern and
+    /// which predicates matched (a little slower).
+    pub fn route(&mut self, ev: &Event, now: Instant, explain: bool) -> Routing {
+        let mut out = Routing::default();
+        if let Some(preset) = self.noise(ev) {
+            out.dropped_by = Some(preset.to_owned());
+            return out;
+        }
+        let tag = ev.tag();
+        let mut candidates = std::mem::take(&mut self.scratch);
+        candidates.clear();
+        candidates.extend(
+            self.globs
+                .matches(tag)
+                .into_iter()
+                .map(|g| self.glob_owner[g].0),
+        );
+        if !self.regex_owner.is_empty() {
+            candidates.extend(
+                self.regexes
+                    .matches(tag.as_bytes())
+                    .into_iter()
+                    .map(|r| self.regex_owner[r]),
+            );
+        }
+        candidates.extend_from_slice(&self.untagged);
+        candidates.sort_unstable();
+        candidates.dedup();
+        for &i in &candidates {
+            let tag_why = if explain {
+                self.which_tag(i, tag)
+            } else {
+                None
+            };
+            let route = &mut self.routes[i];
+            let mut why = Vec::new();
+            if let Some(w) = &route.where_ {
+                if !w.explain(ev.data(), explain.then_some(&mut why)) {
+                    continue;
+                }
+            }
+            let deduplicated = match &mut route.dedup {
+                Some(recent) => {
+                    let key = render_key(&self.templates, &route.name, ev);
+                    recent.check_and_insert(&key, now).then_some(key)
+                }
+                None => None,
+            };
+            if deduplicated.is_none() {
+                for s in &route.to {
+                    if !out.sinks.contains(s) {
+                        out.sinks.push(s.clone());
+                    }
+                }
+            }
+            out.matches.push(RouteMatch {
+                route: route.name.clone(),
+                tag: tag_why,
+                predicates: why,
+                deduplicated,
+            });
+            if !route.continue_ {
+                break;
+            }
+        }
+        self.scratch = candidates;
+        if out.matches.is_empty() {
+            out.unmatched = true;
+            out.sinks = self.unmatched.clone();
+        } else if out.sinks.is_empty() && out.matches.iter().all(|m| m.deduplicated.is_some()) {
+            out.dropped_by = out.matches.last().map(|m| format!("dedup:{}", m.route));
+        }
+        out
+    }
+
+    /// The noise preset that drops `ev`, if any.
+    fn noise(&self, ev: &Event) -> Option<&'static str> {
+        let tag = ev.tag();
+        if self.drop.auth && tag == "salt/auth" {
+            return Some("drop.auth");
+        }
+        if self.drop.minion_refresh && tag.starts_with("minion/refresh/") {
+            return Some("drop.minion_refresh");
+        }
+        if self.drop.find_job
+            && tag.starts_with("salt/job/")
+            && (tag.ends_with("/new") || tag.ends_with("/publish") || tag.contains("/ret/"))
+            // Cheap text check first: most job events are not find_job jobs.
+            && memchr::memmem::find(ev.data_json().as_bytes(), b"saltutil.find_job").is_some()
+            && ev.data()["fun"] == "saltutil.find_job"
+        {
+            return Some("drop.find_job");
+        }
+        None
+    }
+
+    fn which_tag(&self, route: usize, tag: &str) -> Option<String> {
+        let by_glob = self
+            .globs
+            .matches(tag)
+            .into_iter()
+            .find(|g| self.glob_owner[*g].0 == route)
+            .map(|g| format!("glob {:?}", self.glob_owner[g].1));
+        by_glob.or_else(|| {
+            self.regexes
+                .matches(tag.as_bytes())
+                .into_iter()
+                .find(|r| self.regex_owner[*r] == route)
+                .map(|r| format!("regex {:?}", self.regexes.patterns()[r]))
+        })
+    }
+}
+
+/// Renders a route's dedup key; a template error becomes part of the key,
+/// so that a broken template never drops events by colliding keys.
+fn render_key(env: &minijinja::Environment<'static>, route: &str, ev: &Event) -> String {
+    let ctx = minijinja::context! { tag => ev.tag(), data => minijinja::Value::from(minijinja::value::Serde(ev.data())) };
+    match env.get_template(route).and_then(|t| t.render(ctx)) {
+        Ok(k) => k,
+        Err(e) => format!("<template error: {e}>:{}", ev.data_json()),
+    }
+}
