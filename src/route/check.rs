@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use globset::GlobBuilder;
-
 use super::config::{RouteConfig, RoutesFile, Unmatched};
 use super::error::ConfigError;
 use super::load::located;
@@ -172,10 +170,7 @@ fn glob_problem(g: &str) -> Option<String> {
     if g.starts_with('/') {
         return Some("starts with '/', which no Salt tag does".into());
     }
-    GlobBuilder::new(g)
-        .literal_separator(false)
-        .backslash_escape(false)
-        .build()
+    super::tag_glob::fnmatch_glob(g)
         .err()
         .map(|e| format!("does not compile: {}", e.kind()))
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use globset::{GlobBuilder, GlobSetBuilder};
+use globset::GlobSetBuilder;
 use regex::bytes::RegexSetBuilder;
 use serde_saphyr::Spanned;
 
@@ -138,11 +138,7 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
     for (i, r) in file.routes.into_iter().enumerate() {
         if let Some(tags) = &r.matcher.tag {
             for g in tags.value.items() {
-                match GlobBuilder::new(g)
-                    .literal_separator(false)
-                    .backslash_escape(false)
-                    .build()
-                {
+                match super::tag_glob::fnmatch_glob(g) {
                     Ok(glob) => {
                         globs.add(glob);
                         glob_owner.push((i, g.clone()));

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 use regex::Regex;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -368,10 +368,7 @@ impl Condition {
                 },
                 "glob" => {
                     let g = text(&arg)?;
-                    let m = GlobBuilder::new(&g)
-                        .literal_separator(false)
-                        .backslash_escape(false)
-                        .build()
+                    let m = super::tag_glob::fnmatch_glob(&g)
                         .map_err(|e| format!("bad glob {g:?}: {}", e.kind()))?
                         .compile_matcher();
                     Condition::Glob(g, m)

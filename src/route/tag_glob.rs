@@ -3,7 +3,9 @@
 //! `?` one character, `[seq]` and `[!seq]` a class; backslash is an ordinary
 //! character. Compiled once into a `globset::GlobSet`, so matching costs one
 //! automaton pass however many globs there are. (`{a,b}` alternation, which
-//! fnmatch lacks, is also accepted.)
+//! fnmatch lacks, is also accepted.) A run of `*` is one `*`, as in fnmatch:
+//! globset would read `a/**/b` as "any number of directories", which also
+//! matches `a/b`.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -22,20 +24,30 @@ pub struct TagGlobError {
     pub message: String,
 }
 
+/// Compiles one glob with fnmatch semantics.
+pub fn fnmatch_glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    let mut collapsed = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if !(c == '*' && collapsed.ends_with('*')) {
+            collapsed.push(c);
+        }
+    }
+    GlobBuilder::new(&collapsed)
+        .literal_separator(false)
+        .backslash_escape(false)
+        .build()
+}
+
 impl TagGlobs {
     /// Compiles `patterns`; an empty list matches nothing.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, TagGlobError> {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let p = p.as_ref();
-            let glob = GlobBuilder::new(p)
-                .literal_separator(false)
-                .backslash_escape(false)
-                .build()
-                .map_err(|e| TagGlobError {
-                    pattern: p.to_owned(),
-                    message: e.kind().to_string(),
-                })?;
+            let glob = fnmatch_glob(p).map_err(|e| TagGlobError {
+                pattern: p.to_owned(),
+                message: e.kind().to_string(),
+            })?;
             b.add(glob);
         }
         let set = b.build().map_err(|e| TagGlobError {

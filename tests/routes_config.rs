@@ -1,0 +1,150 @@
+//! routes.yaml: every broken config gives a located error; globs agree with
+//! Python's fnmatch; the example file validates.
+
+use std::path::Path;
+
+use saltbridge::route::{load_str, TagGlobs};
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "HOOK" => Some("https://hooks.example/x".into()),
+        _ => None,
+    }
+}
+
+const SINKS: &str =
+    "sinks:\n  chat: {type: webhook, url: 'http://x'}\n  kafka: {type: kafka, topic: t}\n";
+
+/// (what, yaml, line, field, message part)
+const BROKEN: &[(&str, &str, u64, &str, &str)] = &[
+    ("unknown top-level field", "rotues: []\n", 1, "rotues", "unknown field `rotues`"),
+    ("unknown route field", "routes:\n  - name: a\n    contine: true\n", 3, "routes[0].contine", "unknown field `contine`"),
+    ("unknown match field", "routes:\n  - name: a\n    match:\n      tags: x\n", 4, "routes[0].match.tags", "unknown field `tags`"),
+    ("unknown twins field", "twins:\n  minion_starts: false\n", 2, "twins.minion_starts", "unknown field"),
+    ("unknown drop preset", "drop:\n  findjob: true\n", 2, "drop.findjob", "unknown field `findjob`"),
+    ("bad duration", "twins:\n  window: 2 parsecs\n", 2, "twins.window", "expected a duration"),
+    ("continue not a bool", "routes:\n  - name: a\n    continue: maybe\n", 3, "routes[0].continue", "bool"),
+    ("routes not a list", "routes: {a: 1}\n", 1, "routes", ""),
+    ("route without name", "routes:\n  - to: []\n", 2, "routes[0]", "name"),
+    ("unknown operator", "routes:\n  - name: a\n    match:\n      where: {retcode: {gtt: 0}}\n", 4, "routes[0].match.where", "did you mean `gt`"),
+    ("bad regex in where", "routes:\n  - name: a\n    match:\n      where: {id: {regex: '(web'}}\n", 4, "routes[0].match.where", "bad regex"),
+    ("big unquoted jid", "routes:\n  - name: a\n    match:\n      where: {jid: 20261126135646965819}\n", 4, "routes[0].match.where", "quote it"),
+    ("list as a condition", "routes:\n  - name: a\n    match:\n      where: {fun: [a, b]}\n", 4, "routes[0].match.where", "{in: [...]}"),
+    ("bad path", "routes:\n  - name: a\n    match:\n      where: {'arg[x]': 1}\n", 4, "routes[0].match.where", "path"),
+    ("unknown sink", "routes:\n  - name: a\n    to: [caht]\n", 3, "routes[0].to[0]", "unknown sink `caht`"),
+    ("unknown sink in unmatched", "unmatched: [nowhere]\n", 1, "unmatched[0]", "unknown sink `nowhere`"),
+    ("bad unmatched keyword", "unmatched: dorp\n", 1, "unmatched", "expected `drop`"),
+    ("bad tag regex", "routes:\n  - name: a\n    match:\n      tag_regex: 'salt/(job'\n", 4, "routes[0].match.tag_regex", "bad regex"),
+    ("bad glob", "routes:\n  - name: a\n    match:\n      tag: 'salt/[job'\n", 4, "routes[0].match.tag", "glob"),
+    ("glob with spaces", "routes:\n  - name: a\n    match:\n      tag: 'salt/job/* '\n", 4, "routes[0].match.tag", "spaces"),
+    ("glob with leading slash", "routes:\n  - name: a\n    match:\n      tag: '/salt/job/*'\n", 4, "routes[0].match.tag", "starts with '/'"),
+    ("empty glob", "routes:\n  - name: a\n    match:\n      tag: ''\n", 4, "routes[0].match.tag", "empty"),
+    ("shadowed route", "routes:\n  - name: all\n    match: {tag: '*'}\n    to: [chat]\n  - name: rets\n    match: {tag: 'salt/job/*/ret/*'}\n    to: [kafka]\n", 5, "routes[1].match", "can never match"),
+    ("duplicate route name", "routes:\n  - name: a\n    match: {tag: x}\n  - name: a\n    match: {tag: z}\n", 4, "routes[1].name", "is already used on line"),
+    ("glob read as a boolean", "routes:\n  - name: a\n    match: {tag: yes}\n", 3, "routes[0].match.tag", "quote"),
+    ("bad dedup template", "routes:\n  - name: a\n    dedup: {key: '{{ data.jid '}\n", 3, "routes[0].dedup.key", "bad template"),
+    ("unset env var", "sinks:\n  chat: {type: webhook, url: '${NOPE}'}\n", 2, "", "NOPE is not set"),
+    ("unreadable secret file", "sinks:\n  chat: {type: webhook, token: '${file:/nonexistent/secret}'}\n", 2, "", "cannot read /nonexistent/secret"),
+    ("bad source", "source: http://master\n", 1, "source", "expected ipc:PATH"),
+    ("sink not a map", "sinks:\n  chat: http://x\n", 2, "sinks.chat", "map"),
+    ("yaml syntax", "routes: [\n", 1, "", "unclosed"),
+];
+
+#[test]
+fn every_broken_config_names_line_field_and_problem() {
+    assert!(BROKEN.len() >= 20);
+    for (what, yaml, line, field, msg) in BROKEN {
+        let text = if yaml.starts_with("sinks:") {
+            yaml.to_string()
+        } else {
+            format!("{SINKS}{yaml}")
+        };
+        let offset = if yaml.starts_with("sinks:") {
+            0
+        } else {
+            SINKS.lines().count() as u64
+        };
+        let errs = match load_str(Path::new("routes.yaml"), &text, env) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => e.0,
+        };
+        let e = &errs[0];
+        let shown = e.to_string();
+        assert_eq!(e.line, line + offset, "{what}: line in {shown}");
+        assert!(e.column > 0, "{what}: column in {shown}");
+        assert!(
+            e.field.starts_with(field),
+            "{what}: field {:?} in {shown}",
+            e.field
+        );
+        assert!(shown.contains(msg), "{what}: message in {shown}");
+        assert!(
+            shown.starts_with(&format!("routes.yaml:{}:", line + offset)),
+            "{what}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn unknown_fields_suggest_the_close_one() {
+    let errs = load_str(
+        Path::new("r.yaml"),
+        "routes:\n  - name: a\n    contine: true\n",
+        env,
+    )
+    .unwrap_err();
+    assert_eq!(errs.0[0].hint.as_deref(), Some("did you mean `continue`?"));
+    let errs = load_str(
+        Path::new("r.yaml"),
+        &format!("{SINKS}routes:\n  - name: a\n    to: [caht]\n"),
+        env,
+    )
+    .unwrap_err();
+    assert_eq!(errs.0[0].hint.as_deref(), Some("did you mean `chat`?"));
+}
+
+#[test]
+fn all_semantic_problems_are_reported_at_once() {
+    let yaml = format!("{SINKS}routes:\n  - name: a\n    match: {{tag: a}}\n    to: [x, z]\n  - name: b\n    match: {{tag_regex: '('}}\n");
+    let errs = load_str(Path::new("r.yaml"), &yaml, env).unwrap_err();
+    assert_eq!(errs.0.len(), 3, "{errs}");
+}
+
+#[test]
+fn env_substitution_and_merge_keys() {
+    let yaml = "sinks:\n  base: &base {type: webhook, url: '${HOOK}'}\n  chat:\n    <<: *base\n    preset: slack\nroutes:\n  - name: a\n    to: [chat]\n";
+    let table = load_str(Path::new("r.yaml"), yaml, env).unwrap();
+    assert_eq!(table.sinks()["chat"]["url"], "https://hooks.example/x");
+    assert_eq!(table.sinks()["chat"]["preset"], "slack");
+}
+
+#[test]
+fn the_example_routes_file_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("routes.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let table = load_str(&path, &text, |_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(table.route_names().count() >= 3);
+}
+
+#[test]
+fn tag_globs_agree_with_python_fnmatch() {
+    let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fnmatch_table.json");
+    let rows: Vec<(String, String, bool)> =
+        serde_json::from_str(&std::fs::read_to_string(table).unwrap()).unwrap();
+    assert!(rows.len() > 500);
+    let mut wrong = Vec::new();
+    for (pattern, tag, want) in &rows {
+        let got = TagGlobs::new(&[pattern]).unwrap().is_match(tag);
+        if got != *want {
+            wrong.push(format!(
+                "fnmatch({tag:?}, {pattern:?}) = {want}, saltbridge says {got}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
