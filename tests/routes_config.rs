@@ -35,7 +35,7 @@ const BROKEN: &[(&str, &str, u64, &str, &str)] = &[
     ("unknown sink in unmatched", "unmatched: [nowhere]\n", 1, "unmatched[0]", "unknown sink `nowhere`"),
     ("bad unmatched keyword", "unmatched: dorp\n", 1, "unmatched", "expected `drop`"),
     ("bad tag regex", "routes:\n  - name: a\n    match:\n      tag_regex: 'salt/(job'\n", 4, "routes[0].match.tag_regex", "bad regex"),
-    ("bad glob", "routes:\n  - name: a\n    match:\n      tag: 'salt/[job'\n", 4, "routes[0].match.tag", "glob"),
+    ("empty route name", "routes:\n  - name: ''\n", 2, "routes[0].name", "needs a name"),
     ("glob with spaces", "routes:\n  - name: a\n    match:\n      tag: 'salt/job/* '\n", 4, "routes[0].match.tag", "spaces"),
     ("glob with leading slash", "routes:\n  - name: a\n    match:\n      tag: '/salt/job/*'\n", 4, "routes[0].match.tag", "starts with '/'"),
     ("empty glob", "routes:\n  - name: a\n    match:\n      tag: ''\n", 4, "routes[0].match.tag", "empty"),
@@ -134,7 +134,7 @@ fn tag_globs_agree_with_python_fnmatch() {
     assert!(rows.len() > 500);
     let mut wrong = Vec::new();
     for (pattern, tag, want) in &rows {
-        let got = TagGlobs::new(&[pattern]).unwrap().is_match(tag);
+        let got = TagGlobs::new(&[pattern]).is_match(tag);
         if got != *want {
             wrong.push(format!(
                 "fnmatch({tag:?}, {pattern:?}) = {want}, saltbridge says {got}"

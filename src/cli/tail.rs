@@ -46,7 +46,7 @@ pub async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     let tags = if args.tags.is_empty() {
         None
     } else {
-        Some(TagGlobs::new(&args.tags)?)
+        Some(TagGlobs::new(&args.tags))
     };
     let stdout_tty = std::io::stdout().is_terminal();
     let format = args.format.unwrap_or(if stdout_tty {

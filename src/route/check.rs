@@ -170,9 +170,7 @@ fn glob_problem(g: &str) -> Option<String> {
     if g.starts_with('/') {
         return Some("starts with '/', which no Salt tag does".into());
     }
-    super::tag_glob::fnmatch_glob(g)
-        .err()
-        .map(|e| format!("does not compile: {}", e.kind()))
+    None
 }
 
 /// True when `earlier` takes every event `later` could see: it stops there

@@ -130,9 +130,9 @@ mod tests {
     fn errors_have_positions() {
         let e = run("x: 1\nurl: https://h/${NOPE}/${TOKEN}/${file:/nope}\n").unwrap_err();
         assert_eq!(e.len(), 2);
-        assert_eq!((e[0].line, e[0].column), (2, 17));
+        assert_eq!((e[0].line, e[0].column), (2, 16));
         assert!(e[0].message.contains("NOPE is not set"));
-        assert_eq!((e[1].line, e[1].column), (2, 34));
+        assert_eq!((e[1].line, e[1].column), (2, 33));
         assert!(run("a: ${bad name}").unwrap_err()[0]
             .message
             .contains("expected"));

@@ -7,16 +7,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use globset::GlobSetBuilder;
 use regex::bytes::RegexSetBuilder;
 use serde_saphyr::Spanned;
 
 use super::config::{RoutesFile, Unmatched};
 use super::dedup::RecentKeys;
 use super::error::{ConfigError, ConfigErrors};
+use super::fnmatch::Fnmatch;
 use super::interpolate::interpolate;
 use super::predicate::did_you_mean;
 use super::table::{Route, RouteTable};
+use super::tag_index::TagIndex;
 
 /// Top-level and per-route field names, for "did you mean".
 const KNOWN_FIELDS: &[&str] = &[
@@ -128,7 +129,7 @@ fn clean_path(p: &str) -> String {
 
 fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut globs = GlobSetBuilder::new();
+    let mut globs = Vec::new();
     let mut glob_owner = Vec::new();
     let mut regexes = Vec::new();
     let mut regex_owner = Vec::new();
@@ -138,18 +139,8 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
     for (i, r) in file.routes.into_iter().enumerate() {
         if let Some(tags) = &r.matcher.tag {
             for g in tags.value.items() {
-                match super::tag_glob::fnmatch_glob(g) {
-                    Ok(glob) => {
-                        globs.add(glob);
-                        glob_owner.push((i, g.clone()));
-                    }
-                    Err(e) => errors.push(located(
-                        path,
-                        tags,
-                        &format!("routes[{i}].match.tag"),
-                        e.kind().to_string(),
-                    )),
-                }
+                globs.push(Fnmatch::new(g));
+                glob_owner.push(i);
             }
         }
         if let Some(res) = &r.matcher.tag_regex {
@@ -178,17 +169,14 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
             dedup,
         });
     }
-    let globs = globs
-        .build()
-        .map_err(|e| ConfigError::new(path, None, "routes", e.to_string()));
+    let globs = TagIndex::new(globs);
     let regexes = RegexSetBuilder::new(&regexes)
         .size_limit(256 << 20)
         .build()
         .map_err(|e| ConfigError::new(path, None, "routes", format!("tag_regex: {e}")));
-    let (globs, regexes) = match (globs, regexes) {
-        (Ok(g), Ok(r)) if errors.is_empty() => (g, r),
-        (g, r) => {
-            errors.extend(g.err());
+    let regexes = match regexes {
+        Ok(r) if errors.is_empty() => r,
+        r => {
             errors.extend(r.err());
             return Err(ConfigErrors(errors));
         }

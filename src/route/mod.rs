@@ -6,14 +6,17 @@ mod check;
 pub mod config;
 mod dedup;
 pub mod error;
+pub mod fnmatch;
 pub mod interpolate;
 mod load;
 pub mod predicate;
 pub mod reload;
 mod table;
 pub mod tag_glob;
+mod tag_index;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use fnmatch::Fnmatch;
 pub use load::{load_file, load_str};
 pub use table::{RouteMatch, RouteTable, Routing};
-pub use tag_glob::{TagGlobError, TagGlobs};
+pub use tag_glob::TagGlobs;

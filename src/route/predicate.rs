@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use globset::GlobMatcher;
+use super::fnmatch::Fnmatch;
 use regex::Regex;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -36,7 +36,7 @@ pub enum Condition {
     Eq(Value),
     Ne(Value),
     In(Vec<Value>),
-    Glob(String, GlobMatcher),
+    Glob(Fnmatch),
     Regex(Regex),
     Exists(bool),
     Cmp(CmpOp, f64),
@@ -199,7 +199,7 @@ impl Condition {
         match self {
             Condition::Eq(v) => loose_eq(f, v),
             Condition::In(vs) => vs.iter().any(|v| loose_eq(f, v)),
-            Condition::Glob(_, g) => text_of(f).is_some_and(|t| g.is_match(t.as_ref())),
+            Condition::Glob(g) => text_of(f).is_some_and(|t| g.is_match(t.as_ref())),
             Condition::Regex(r) => text_of(f).is_some_and(|t| r.is_match(t.as_ref())),
             Condition::Cmp(op, n) => number_of(f).is_some_and(|x| match op {
                 CmpOp::Gt => x > *n,
@@ -218,7 +218,7 @@ impl fmt::Display for Condition {
             Condition::Eq(v) => write!(f, "== {v}"),
             Condition::Ne(v) => write!(f, "!= {v}"),
             Condition::In(vs) => write!(f, "in {}", Value::Array(vs.clone())),
-            Condition::Glob(g, _) => write!(f, "matches glob {g:?}"),
+            Condition::Glob(g) => write!(f, "matches glob {:?}", g.as_str()),
             Condition::Regex(r) => write!(f, "matches regex {:?}", r.as_str()),
             Condition::Exists(true) => write!(f, "exists"),
             Condition::Exists(false) => write!(f, "does not exist"),
@@ -366,13 +366,7 @@ impl Condition {
                     Value::Array(vs) => Condition::In(vs),
                     other => return Err(format!("`in` needs a list, got {other}")),
                 },
-                "glob" => {
-                    let g = text(&arg)?;
-                    let m = super::tag_glob::fnmatch_glob(&g)
-                        .map_err(|e| format!("bad glob {g:?}: {}", e.kind()))?
-                        .compile_matcher();
-                    Condition::Glob(g, m)
-                }
+                "glob" => Condition::Glob(Fnmatch::new(&text(&arg)?)),
                 "regex" => {
                     let r = text(&arg)?;
                     Condition::Regex(Regex::new(&r).map_err(|e| format!("bad regex {r:?}: {e}"))?)

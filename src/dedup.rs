@@ -1,1 +1,0 @@
-//! Dropping the duplicate "twin" events Salt fires for one fact (being written).
