@@ -50,6 +50,8 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
     }
 
     let mut seen_names: HashMap<&str, u64> = HashMap::new();
+    // Earlier routes that stop every event they match: only they can shadow.
+    let mut stoppers: Vec<(usize, &RouteConfig)> = Vec::new();
     for (i, r) in file.routes.iter().enumerate() {
         let at = |f: &str| format!("routes[{i}].{f}");
         let name = r.name.value.as_str();
@@ -111,11 +113,7 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
                 ));
             }
         }
-        if let Some((k, earlier)) = file.routes[..i]
-            .iter()
-            .enumerate()
-            .find(|(_, e)| shadows(e, r))
-        {
+        if let Some((k, earlier)) = stoppers.iter().copied().find(|(_, e)| shadows(e, r)) {
             errors.push(located(
                 path,
                 &r.name,
@@ -126,6 +124,9 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
                     earlier.name.referenced.line()
                 ),
             ));
+        }
+        if stops_everything_it_sees(r) {
+            stoppers.push((i, r));
         }
     }
 
@@ -173,10 +174,16 @@ fn glob_problem(g: &str) -> Option<String> {
     None
 }
 
+/// True when a route's decision does not depend on the data: no `where`,
+/// no `dedup`, no `continue`.
+fn stops_everything_it_sees(r: &RouteConfig) -> bool {
+    !r.continue_ && r.dedup.is_none() && r.matcher.where_.is_none()
+}
+
 /// True when `earlier` takes every event `later` could see: it stops there
 /// unconditionally, and its tags cover all of `later`'s.
 fn shadows(earlier: &RouteConfig, later: &RouteConfig) -> bool {
-    if earlier.continue_ || earlier.dedup.is_some() || earlier.matcher.where_.is_some() {
+    if !stops_everything_it_sees(earlier) {
         return false;
     }
     let e_globs = earlier.matcher.tag.as_ref().map(|t| t.value.items());
