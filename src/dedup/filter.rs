@@ -1,0 +1,394 @@
+//! The twin filter's state: held legacy events and remembered namespaced
+//! keys, each indexed by (kind, key) and ordered by arrival, so expiry and
+//! eviction always take the oldest and pairing is one to one.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::classify::{self, Role};
+use super::{TwinConfig, TwinKind, TwinVerdict};
+use crate::Event;
+
+/// A legacy event waiting for its twin.
+#[derive(Debug)]
+struct Held {
+    event: Event,
+    kind: TwinKind,
+    key: Box<str>,
+    deadline: Instant,
+    bytes: usize,
+}
+
+/// A namespaced event's key, remembered for a legacy twin that may follow.
+#[derive(Debug)]
+struct Seen {
+    kind: TwinKind,
+    key: Box<str>,
+    twin_tag: Box<str>,
+    deadline: Instant,
+}
+
+/// The entries waiting under one key, oldest first. They are all on one side:
+/// an event meeting an entry of the other side pairs with it instead.
+#[derive(Debug)]
+struct Waiting {
+    legacy: bool,
+    seqs: VecDeque<u64>,
+}
+
+type Slot = (TwinKind, Box<str>);
+
+/// Drops legacy twins; see the module documentation.
+///
+/// Contract: `now` passed to [`push`](TwinFilter::push) and
+/// [`tick`](TwinFilter::tick) should not go backwards; if it does, the
+/// latest time seen is used instead.
+#[derive(Debug)]
+pub struct TwinFilter {
+    enabled: [bool; 5],
+    window: Duration,
+    max_entries: usize,
+    max_held_bytes: usize,
+    clock: Option<Instant>,
+    next_seq: u64,
+    /// By arrival (sequence number), hence also by deadline.
+    held: BTreeMap<u64, Held>,
+    seen: BTreeMap<u64, Seen>,
+    waiting: HashMap<Slot, Waiting>,
+    held_bytes: usize,
+    dropped: [u64; 5],
+    released: [u64; 5],
+    evicted: u64,
+}
+
+/// Longest window honoured, so that `Instant + window` cannot overflow.
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+impl TwinFilter {
+    pub fn new(cfg: TwinConfig) -> Self {
+        let mut enabled = [false; 5];
+        for k in &cfg.enabled {
+            enabled[k.index()] = true;
+        }
+        TwinFilter {
+            enabled,
+            window: cfg.window.min(MAX_WINDOW),
+            max_entries: cfg.max_entries,
+            max_held_bytes: cfg.max_held_bytes,
+            clock: None,
+            next_seq: 0,
+            held: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            waiting: HashMap::new(),
+            held_bytes: 0,
+            dropped: [0; 5],
+            released: [0; 5],
+            evicted: 0,
+        }
+    }
+
+    /// Takes one event in bus order; returns zero or more verdicts (held
+    /// legacy events come out later). Releases expired holds first, so a twin
+    /// arriving at or after a hold's deadline no longer pairs with it.
+    pub fn push(&mut self, ev: Event, now: Instant) -> Vec<TwinVerdict> {
+        let mut out = Vec::new();
+        self.push_into(ev, now, &mut out);
+        out
+    }
+
+    /// [`push`](TwinFilter::push), appending to `out` (no allocation for the
+    /// common single verdict once `out` has capacity).
+    pub fn push_into(&mut self, ev: Event, now: Instant, out: &mut Vec<TwinVerdict>) {
+        let now = self.advance(now);
+        self.expire(now, out);
+        if ev.is_own() {
+            out.push(TwinVerdict::Pass(ev));
+            return;
+        }
+        let enabled = self.enabled;
+        match classify::role(&ev, |k| enabled[k.index()]) {
+            Role::Unrelated => out.push(TwinVerdict::Pass(ev)),
+            Role::Legacy { kind, key } => {
+                self.legacy(ev, kind, key, now, out);
+                self.enforce_caps(out);
+            }
+            Role::Namespaced { kinds, key } => {
+                self.namespaced(&ev, kinds, key, now, out);
+                // Anything evicted is older than `ev`: it goes out first.
+                self.enforce_caps(out);
+                out.push(TwinVerdict::Pass(ev));
+            }
+        }
+    }
+
+    /// Releases held legacy events whose window expired.
+    pub fn tick(&mut self, now: Instant) -> Vec<TwinVerdict> {
+        let now = self.advance(now);
+        let mut out = Vec::new();
+        self.expire(now, &mut out);
+        out
+    }
+
+    /// When the next tick is due (earliest hold expiry), if anything is held.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.held.first_key_value().map(|(_, h)| h.deadline)
+    }
+
+    /// End of input: releases everything still held (their twin never came),
+    /// in arrival order, and forgets every remembered key.
+    pub fn flush(&mut self) -> Vec<TwinVerdict> {
+        let mut out = Vec::with_capacity(self.held.len());
+        while let Some((&seq, _)) = self.held.first_key_value() {
+            self.release(seq, &mut out);
+        }
+        self.seen.clear();
+        self.waiting.clear();
+        out
+    }
+
+    /// Legacy events of `kind` dropped because their twin was kept.
+    pub fn dropped(&self, kind: TwinKind) -> u64 {
+        self.dropped[kind.index()]
+    }
+
+    /// Legacy events of `kind` passed on without their twin (window expired,
+    /// evicted at the cap, or flushed).
+    pub fn released(&self, kind: TwinKind) -> u64 {
+        self.released[kind.index()]
+    }
+
+    /// Entries pushed out early by `max_entries` or `max_held_bytes`; non-zero
+    /// means the caps are too small for the event rate.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Legacy events held now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Namespaced keys remembered now (until their window ends).
+    pub fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = self.clock.map_or(now, |c| c.max(now));
+        self.clock = Some(now);
+        now
+    }
+
+    fn deadline(&self, now: Instant) -> Instant {
+        now.checked_add(self.window).unwrap_or(now)
+    }
+
+    fn legacy(
+        &mut self,
+        event: Event,
+        kind: TwinKind,
+        key: Box<str>,
+        now: Instant,
+        out: &mut Vec<TwinVerdict>,
+    ) {
+        let slot = (kind, key);
+        if let Some(seq) = self.take_waiting(&slot, false) {
+            if let Some(seen) = self.seen.remove(&seq) {
+                self.dropped[kind.index()] += 1;
+                out.push(TwinVerdict::Dropped {
+                    event,
+                    kind,
+                    twin_of: seen.twin_tag.into(),
+                });
+                return;
+            }
+        }
+        let seq = self.wait(slot.clone(), true);
+        let bytes = event_bytes(&event);
+        self.held_bytes += bytes;
+        let deadline = self.deadline(now);
+        self.held.insert(
+            seq,
+            Held {
+                event,
+                kind,
+                key: slot.1,
+                deadline,
+                bytes,
+            },
+        );
+    }
+
+    /// Pairs `event` with held legacy events, or remembers its key; the
+    /// caller passes it on.
+    fn namespaced(
+        &mut self,
+        event: &Event,
+        kinds: &[TwinKind],
+        key: Box<str>,
+        now: Instant,
+        out: &mut Vec<TwinVerdict>,
+    ) {
+        let enabled = self.enabled;
+        for &kind in kinds.iter().filter(|k| enabled[k.index()]) {
+            let slot = (kind, key.clone());
+            if let Some(seq) = self.take_waiting(&slot, true) {
+                if self.drop_held(seq, event.tag(), out) {
+                    continue;
+                }
+            }
+            let seq = self.wait(slot.clone(), false);
+            let deadline = self.deadline(now);
+            self.seen.insert(
+                seq,
+                Seen {
+                    kind,
+                    key: slot.1,
+                    twin_tag: event.tag().into(),
+                    deadline,
+                },
+            );
+        }
+    }
+
+    /// Takes the oldest entry under `slot` if it is on the `legacy` side.
+    fn take_waiting(&mut self, slot: &Slot, legacy: bool) -> Option<u64> {
+        let w = self.waiting.get_mut(slot)?;
+        if w.legacy != legacy {
+            return None;
+        }
+        let seq = w.seqs.pop_front();
+        if w.seqs.is_empty() {
+            self.waiting.remove(slot);
+        }
+        seq
+    }
+
+    /// Queues a new entry under `slot` and returns its sequence number.
+    fn wait(&mut self, slot: Slot, legacy: bool) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.waiting
+            .entry(slot)
+            .or_insert_with(|| Waiting {
+                legacy,
+                seqs: VecDeque::new(),
+            })
+            .seqs
+            .push_back(seq);
+        seq
+    }
+
+    /// Removes `seq` from its slot's queue (an expired or evicted entry).
+    fn unlink(&mut self, slot: &Slot, seq: u64) {
+        if let Some(w) = self.waiting.get_mut(slot) {
+            // Entries leave in arrival order, so `seq` is almost always first.
+            if w.seqs.front() == Some(&seq) {
+                w.seqs.pop_front();
+            } else {
+                w.seqs.retain(|&s| s != seq);
+            }
+            if w.seqs.is_empty() {
+                self.waiting.remove(slot);
+            }
+        }
+    }
+
+    /// Passes on a held event whose twin did not come. `new_job` carries all
+    /// that the bare-jid `{"minions"}` event does, so when both wait for a
+    /// `salt/job/<jid>/new` that never comes (a reader disconnected between
+    /// them, on 0.17 .. 2014.7), `new_job` alone goes on: one event per fact.
+    fn release(&mut self, seq: u64, out: &mut Vec<TwinVerdict>) {
+        let Some(h) = self.held.remove(&seq) else {
+            return;
+        };
+        self.held_bytes -= h.bytes;
+        let slot = (h.kind, h.key);
+        self.unlink(&slot, seq);
+        let (kind, key) = slot;
+        let new_job = (TwinKind::NewJob, key);
+        if kind == TwinKind::BareJidNew && self.is_held(&new_job) {
+            self.dropped[kind.index()] += 1;
+            out.push(TwinVerdict::Dropped {
+                event: h.event,
+                kind,
+                twin_of: "new_job".to_owned(),
+            });
+            return;
+        }
+        self.released[kind.index()] += 1;
+        out.push(TwinVerdict::Pass(h.event));
+        if kind == TwinKind::NewJob {
+            let bare = (TwinKind::BareJidNew, new_job.1);
+            if let Some(seq) = self.take_waiting(&bare, true) {
+                self.drop_held(seq, "new_job", out);
+            }
+        }
+    }
+
+    fn is_held(&self, slot: &Slot) -> bool {
+        self.waiting.get(slot).is_some_and(|w| w.legacy)
+    }
+
+    /// Drops the held event `seq` (already taken off its slot's queue).
+    fn drop_held(&mut self, seq: u64, twin_of: &str, out: &mut Vec<TwinVerdict>) -> bool {
+        let Some(h) = self.held.remove(&seq) else {
+            return false;
+        };
+        self.held_bytes -= h.bytes;
+        self.dropped[h.kind.index()] += 1;
+        out.push(TwinVerdict::Dropped {
+            event: h.event,
+            kind: h.kind,
+            twin_of: twin_of.to_owned(),
+        });
+        true
+    }
+
+    fn forget(&mut self, seq: u64) {
+        if let Some(s) = self.seen.remove(&seq) {
+            self.unlink(&(s.kind, s.key), seq);
+        }
+    }
+
+    fn expire(&mut self, now: Instant, out: &mut Vec<TwinVerdict>) {
+        while let Some((&seq, h)) = self.held.first_key_value() {
+            if h.deadline > now {
+                break;
+            }
+            self.release(seq, out);
+        }
+        while let Some((&seq, s)) = self.seen.first_key_value() {
+            if s.deadline > now {
+                break;
+            }
+            self.forget(seq);
+        }
+    }
+
+    fn enforce_caps(&mut self, out: &mut Vec<TwinVerdict>) {
+        while self.held_bytes > self.max_held_bytes {
+            let Some((&seq, _)) = self.held.first_key_value() else {
+                break;
+            };
+            self.evicted += 1;
+            self.release(seq, out);
+        }
+        while self.held.len() + self.seen.len() > self.max_entries {
+            let oldest_held = self.held.first_key_value().map(|(&s, _)| s);
+            let oldest_seen = self.seen.first_key_value().map(|(&s, _)| s);
+            match (oldest_held, oldest_seen) {
+                (Some(h), Some(s)) if s < h => self.forget(s),
+                (Some(h), _) => self.release(h, out),
+                (None, Some(s)) => self.forget(s),
+                (None, None) => break,
+            }
+            self.evicted += 1;
+        }
+    }
+}
+
+/// What a held event costs, roughly: its text and the bus bytes it keeps.
+fn event_bytes(ev: &Event) -> usize {
+    ev.tag().len() + ev.data_json().len() + ev.raw().map_or(0, |r| r.body.len())
+}

@@ -1,0 +1,158 @@
+//! The twin filter: one event per fact, although Salt fires two for some.
+//!
+//! For a few facts Salt fires a legacy event ("old dup event" in its source)
+//! next to the namespaced one: a bare-jid `{"minions"}` event and `new_job`
+//! beside `salt/job/<jid>/new`, a bare-jid return beside
+//! `salt/job/<jid>/ret/<id>`, `<module>.<function>` beside
+//! `salt/job/<jid>/sub/<id>/error/<fun>` for each failed state, and
+//! `minion_start` beside `salt/minion/<id>/start` (see [`TwinKind`]).
+//! Delivering both would make a webhook fire twice for one job. The
+//! namespaced event is always kept: its tag says what it is, and on releases
+//! that no longer fire the legacy event it is the only one.
+//!
+//! Twins usually arrive milliseconds apart, the legacy one first, but a
+//! reader may connect (or reconnect) between them, and a master with several
+//! workers may reorder them. So a legacy event is *held* for a bounded window
+//! waiting for its twin: if the twin comes, the legacy event is dropped; if
+//! not, it is released late. A namespaced event always passes at once, and
+//! its key is remembered for the window so that a legacy twin arriving after
+//! it is dropped. Pairing is one to one, so two facts with equal keys (the
+//! same return resent, the same state failing identically on two minions)
+//! never cancel each other. One `salt/job/<jid>/new` is the twin of two
+//! legacy events on 0.17 .. 2014.7 (bare jid and `new_job`); if it never
+//! comes, `new_job` alone is released. Memory is bounded by a cap on entries
+//! and on held bytes; reaching it releases the oldest held event, never loses
+//! it.
+//!
+//! Released legacy events come out late, after events that arrived behind
+//! them, so a consumer must not rely on bus order across a legacy tag.
+//!
+//! The filter is pure: the caller passes the time in, and calls
+//! [`TwinFilter::tick`] at [`TwinFilter::next_deadline`].
+
+mod classify;
+mod filter;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+pub use filter::TwinFilter;
+
+use crate::Event;
+
+/// A kind of twin pair, named after its legacy event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwinKind {
+    /// A bare jid tag with `{"minions": [...]}`, twin of `salt/job/<jid>/new`
+    /// (every release up to 3007.x; gone in 3008). Keyed by jid.
+    BareJidNew = 0,
+    /// `new_job`, twin of `salt/job/<jid>/new` (0.17 .. 2014.7). Keyed by jid.
+    NewJob = 1,
+    /// A bare jid tag with a job return, twin of `salt/job/<jid>/ret/<id>`
+    /// (0.17 .. 2014.7). Keyed by jid and minion id.
+    BareJidRet = 2,
+    /// `<module>.<function>` with a failed state's result, twin of
+    /// `salt/job/<jid>/sub/<id>/error/<fun>` (all releases). Keyed by the
+    /// state (see `classify`).
+    StateFailure = 3,
+    /// `minion_start`, twin of `salt/minion/<id>/start` (all releases, while
+    /// `enable_legacy_startup_events` is on). Keyed by minion id.
+    MinionStart = 4,
+}
+
+impl TwinKind {
+    pub const ALL: [TwinKind; 5] = [
+        TwinKind::BareJidNew,
+        TwinKind::NewJob,
+        TwinKind::BareJidRet,
+        TwinKind::StateFailure,
+        TwinKind::MinionStart,
+    ];
+
+    /// The snake_case name, as in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TwinKind::BareJidNew => "bare_jid_new",
+            TwinKind::NewJob => "new_job",
+            TwinKind::BareJidRet => "bare_jid_ret",
+            TwinKind::StateFailure => "state_failure",
+            TwinKind::MinionStart => "minion_start",
+        }
+    }
+
+    /// The kind whose [`TwinKind::name`] is `name`.
+    pub fn from_name(name: &str) -> Option<TwinKind> {
+        TwinKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for TwinKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the twin filter behaves.
+#[derive(Debug, Clone)]
+pub struct TwinConfig {
+    /// Kinds that are filtered; events of the others pass untouched. Default: all.
+    pub enabled: HashSet<TwinKind>,
+    /// How long a legacy event waits for its twin, and how long a namespaced
+    /// event's key is remembered. Default 2 s (twins come milliseconds apart).
+    pub window: Duration,
+    /// Most held plus remembered entries; beyond it the oldest goes (a held
+    /// event is released). Default 100,000.
+    pub max_entries: usize,
+    /// Most bytes (tag, JSON data and raw body) of held events; beyond it the
+    /// oldest held event is released. Default 64 MiB.
+    pub max_held_bytes: usize,
+}
+
+impl Default for TwinConfig {
+    fn default() -> Self {
+        TwinConfig {
+            enabled: TwinKind::ALL.into_iter().collect(),
+            window: Duration::from_secs(2),
+            max_entries: 100_000,
+            max_held_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What became of an event.
+#[derive(Debug)]
+pub enum TwinVerdict {
+    /// Goes on: namespaced events, unrelated events, legacy events released
+    /// because their twin did not come in time.
+    Pass(Event),
+    /// A legacy event whose namespaced twin (tag `twin_of`) was kept.
+    Dropped {
+        event: Event,
+        kind: TwinKind,
+        twin_of: String,
+    },
+}
+
+impl TwinVerdict {
+    /// The event either way.
+    pub fn event(&self) -> &Event {
+        match self {
+            TwinVerdict::Pass(e) | TwinVerdict::Dropped { event: e, .. } => e,
+        }
+    }
+
+    /// The event if it goes on.
+    pub fn into_pass(self) -> Option<Event> {
+        match self {
+            TwinVerdict::Pass(e) => Some(e),
+            TwinVerdict::Dropped { .. } => None,
+        }
+    }
+}
