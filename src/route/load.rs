@@ -73,7 +73,7 @@ pub fn load_str(
                 .collect(),
         )
     })?;
-    let file = parse(path, &text)?;
+    let file = parse(path, &text).map_err(|e| ConfigErrors(vec![*e]))?;
     let errors = super::check::check(path, &file);
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -81,7 +81,7 @@ pub fn load_str(
     compile(path, file)
 }
 
-fn parse(path: &Path, text: &str) -> Result<RoutesFile, ConfigError> {
+fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {
     if text.trim().is_empty() {
         return Ok(RoutesFile {
             source: None,
@@ -116,8 +116,9 @@ fn parse(path: &Path, text: &str) -> Result<RoutesFile, ConfigError> {
             .and_then(|got| did_you_mean(got, KNOWN_FIELDS))
             .map(|k| format!("did you mean `{k}`?"));
         let mut err = ConfigError::new(path, e.location(), field.clone(), message).with_hint(hint);
-        err.snippet = (!snippet.is_empty()).then(|| snippet.join("\n"));
-        err
+        let file = path.display().to_string();
+        err.snippet = (!snippet.is_empty()).then(|| snippet.join("\n").replace("<input>", &file));
+        Box::new(err)
     })
 }
 

@@ -81,10 +81,10 @@ impl Path {
         }
         while !rest.is_empty() {
             if let Some(r) = rest.strip_prefix('[') {
-                let end = if r.starts_with('"') {
-                    match r[1..].find("\"]") {
+                let end = if let Some(quoted) = r.strip_prefix('"') {
+                    match quoted.find("\"]") {
                         Some(i) => {
-                            steps.push(Step::Key(r[1..1 + i].to_owned()));
+                            steps.push(Step::Key(quoted[..i].to_owned()));
                             i + 3
                         }
                         None => return bad("unclosed [\"...\"]"),
