@@ -220,7 +220,12 @@ fn print(
             } else if routing.sinks.is_empty() {
                 writeln!(out, "  sinks: none (the route sends nowhere)")?;
             } else {
-                writeln!(out, "  sinks: {}", routing.sinks.join(", "))?;
+                writeln!(
+                    out,
+                    "  sinks: {} {dim}(key {}){reset}",
+                    routing.sinks.join(", "),
+                    event.idempotency_key()
+                )?;
             }
             Ok(())
         }
