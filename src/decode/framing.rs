@@ -271,6 +271,9 @@ impl FrameDecoder {
     }
 
     fn start_skip(&mut self, buf: &mut BytesMut, n: usize, reason: FrameError) {
+        // The framing is detected again at the next frame start: a stream
+        // that began with garbage may have been read with the wrong one.
+        self.framing = None;
         self.skipping = Some(Skip {
             offset: self.offset,
             len: n,
@@ -307,9 +310,15 @@ fn next_frame_start(buf: &[u8], framing: Option<Framing>, max_frame: usize) -> O
         if name != b"head" && name != b"body" {
             continue;
         }
+        // A length prefix is believed when it equals the envelope's size
+        // (or, while the envelope is still incomplete, when it is plausible).
         let prefixed_at = i.checked_sub(4).filter(|&p| {
             let len = u32::from_be_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
-            buf[p] == 0 && len <= max_frame
+            match envelope(&buf[i..], max_frame) {
+                Ok((_, used)) => used == len,
+                Err(FrameError::Msgpack(MsgpackError::Truncated { .. })) => buf[p] == 0 && len <= max_frame,
+                Err(_) => false,
+            }
         });
         match framing {
             Some(Framing::BareMap) => return Some(i),
@@ -413,6 +422,20 @@ mod tests {
             assert_eq!(d.framing(), Some(framing));
             assert_eq!(d.decode(&mut buf), None);
         }
+    }
+
+    #[test]
+    fn garbage_at_the_start_does_not_fix_the_wrong_framing() {
+        // Zeros look like a length prefix; the frames behind them are bare maps.
+        let stream = [vec![0u8; 5], bare(b"a"), bare(b"b")].concat();
+        let frames = run(&stream);
+        let bodies: Vec<&Bytes> = frames.iter().filter_map(|f| match f { Frame::Body { body, .. } => Some(body), _ => None }).collect();
+        assert_eq!(bodies, vec!["a", "b"], "{frames:?}");
+        // And the other way round: garbage, then length-prefixed frames.
+        let stream = [vec![0x91, 0x01], prefixed(b"a"), prefixed(b"b")].concat();
+        let frames = run(&stream);
+        let bodies: Vec<&Bytes> = frames.iter().filter_map(|f| match f { Frame::Body { body, .. } => Some(body), _ => None }).collect();
+        assert_eq!(bodies, vec!["a", "b"], "{frames:?}");
     }
 
     #[test]
