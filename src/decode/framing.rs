@@ -316,7 +316,9 @@ fn next_frame_start(buf: &[u8], framing: Option<Framing>, max_frame: usize) -> O
             let len = u32::from_be_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
             match envelope(&buf[i..], max_frame) {
                 Ok((_, used)) => used == len,
-                Err(FrameError::Msgpack(MsgpackError::Truncated { .. })) => buf[p] == 0 && len <= max_frame,
+                Err(FrameError::Msgpack(MsgpackError::Truncated { .. })) => {
+                    buf[p] == 0 && len <= max_frame
+                }
                 Err(_) => false,
             }
         });
@@ -429,12 +431,24 @@ mod tests {
         // Zeros look like a length prefix; the frames behind them are bare maps.
         let stream = [vec![0u8; 5], bare(b"a"), bare(b"b")].concat();
         let frames = run(&stream);
-        let bodies: Vec<&Bytes> = frames.iter().filter_map(|f| match f { Frame::Body { body, .. } => Some(body), _ => None }).collect();
+        let bodies: Vec<&Bytes> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Body { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect();
         assert_eq!(bodies, vec!["a", "b"], "{frames:?}");
         // And the other way round: garbage, then length-prefixed frames.
         let stream = [vec![0x91, 0x01], prefixed(b"a"), prefixed(b"b")].concat();
         let frames = run(&stream);
-        let bodies: Vec<&Bytes> = frames.iter().filter_map(|f| match f { Frame::Body { body, .. } => Some(body), _ => None }).collect();
+        let bodies: Vec<&Bytes> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Body { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect();
         assert_eq!(bodies, vec!["a", "b"], "{frames:?}");
     }
 
