@@ -7,10 +7,12 @@
 pub mod cli;
 pub mod decode;
 pub mod dedup;
+pub mod delivery;
 pub mod event;
 pub mod pipeline;
 pub mod route;
 pub mod shutdown;
+pub mod sink;
 pub mod source;
 pub mod tail;
 

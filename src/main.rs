@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read the bus, route events and deliver them to the sinks: the daemon.
+    Run(cli::run::RunArgs),
     /// Print events from the bus, like `salt-run state.event`.
     Tail(cli::tail::TailArgs),
     /// Check a routes file; exit 78 with located errors when it is bad.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run(args) => runtime.block_on(cli::run::run(args)),
         Command::Tail(args) => runtime.block_on(cli::tail::run(args)),
         Command::Validate(args) => Ok(cli::validate::run(args)),
         Command::Explain(args) => runtime.block_on(cli::explain::run(args)),

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{Color, EX_CONFIG};
+use super::{recv_opt, sleep_until, Color, EX_CONFIG};
 use crate::dedup::TwinKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::{load_file, reload, Routing};
@@ -129,20 +129,6 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         tally.unmatched
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_opt<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 fn print(

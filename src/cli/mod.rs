@@ -3,6 +3,8 @@
 
 pub mod explain;
 pub mod route_test;
+pub mod run;
+pub mod setup;
 pub mod tail;
 pub mod validate;
 
@@ -30,5 +32,21 @@ impl Color {
                 std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none (for `select!`).
+pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives from `rx`, or waits forever when there is no channel (for `select!`).
+pub(crate) async fn recv_opt<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::setup;
 use super::EX_CONFIG;
-use crate::route::load_file;
 
 /// Arguments of `saltbridge validate`.
 #[derive(Args)]
@@ -19,8 +19,8 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
-    match load_file(&args.config) {
-        Ok(table) => {
+    match setup::load(&args.config) {
+        Ok((table, _sinks)) => {
             println!(
                 "{}: ok ({} routes, {} sinks)",
                 args.config.display(),

@@ -186,6 +186,11 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
         Some(Unmatched::Sinks(s)) => s,
         _ => Vec::new(),
     };
+    let sink_lines = file
+        .sinks
+        .iter()
+        .map(|(k, v)| (k.clone(), (v.referenced.line(), v.referenced.column())))
+        .collect();
     let sinks = file.sinks.into_iter().map(|(k, v)| (k, v.value)).collect();
     Ok(RouteTable::new(
         routes,
@@ -198,6 +203,7 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
         file.twins,
         file.source.map(|s| s.value),
         sinks,
+        sink_lines,
         templates,
     ))
 }

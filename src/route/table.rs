@@ -50,6 +50,8 @@ pub struct RouteTable {
     pub(crate) twins: TwinsConfig,
     pub(crate) source: Option<String>,
     pub(crate) sinks: BTreeMap<String, serde_json::Value>,
+    /// Where each sink is defined (line, column), for errors found later.
+    pub(crate) sink_lines: BTreeMap<String, (u64, u64)>,
     pub(crate) templates: minijinja::Environment<'static>,
     scratch: Vec<usize>,
     hits: Vec<usize>,
@@ -64,6 +66,8 @@ pub struct Routing {
     pub matches: Vec<RouteMatch>,
     /// The sinks the event goes to, each once, in route order.
     pub sinks: Vec<String>,
+    /// For each of `sinks`, the route that sent the event there.
+    pub sink_routes: Vec<String>,
     /// True when no route matched and `unmatched` decided.
     pub unmatched: bool,
 }
@@ -93,6 +97,7 @@ impl RouteTable {
         twins: TwinsConfig,
         source: Option<String>,
         sinks: BTreeMap<String, serde_json::Value>,
+        sink_lines: BTreeMap<String, (u64, u64)>,
         templates: minijinja::Environment<'static>,
     ) -> Self {
         let mut tagged = vec![false; routes.len()];
@@ -111,6 +116,7 @@ impl RouteTable {
             twins,
             source,
             sinks,
+            sink_lines,
             templates,
             scratch: Vec::new(),
             hits: Vec::new(),
@@ -135,6 +141,11 @@ impl RouteTable {
     /// The sinks' configs by name (their fields belong to the sinks).
     pub fn sinks(&self) -> &BTreeMap<String, serde_json::Value> {
         &self.sinks
+    }
+
+    /// Where sink `name` is defined in the file: (line, column).
+    pub fn sink_location(&self, name: &str) -> Option<(u64, u64)> {
+        self.sink_lines.get(name).copied()
     }
 
     /// Decides where `ev` goes. With `explain`, records which pattern and
@@ -187,6 +198,7 @@ impl RouteTable {
                 for s in &route.to {
                     if !out.sinks.contains(s) {
                         out.sinks.push(s.clone());
+                        out.sink_routes.push(route.name.clone());
                     }
                 }
             }
@@ -204,6 +216,7 @@ impl RouteTable {
         if out.matches.is_empty() {
             out.unmatched = true;
             out.sinks = self.unmatched.clone();
+            out.sink_routes = vec!["unmatched".to_owned(); out.sinks.len()];
         } else if out.sinks.is_empty() && out.matches.iter().all(|m| m.deduplicated.is_some()) {
             out.dropped_by = out.matches.last().map(|m| format!("dedup:{}", m.route));
         }

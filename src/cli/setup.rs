@@ -1,0 +1,64 @@
+//! Building what a routes file describes: the route table and its sinks,
+//! with every problem located in the file. Shared by `validate` and `run`.
+
+use std::path::Path;
+
+use crate::delivery::DeliverySettings;
+use crate::route::{load_file, ConfigError, ConfigErrors, RouteTable};
+use crate::sink::Sink;
+
+/// A sink ready to start: its name, the sink, and its delivery settings.
+pub struct BuiltSink {
+    pub name: String,
+    pub sink: Sink,
+    pub delivery: DeliverySettings,
+}
+
+/// Loads `path` and builds every sink it defines.
+pub fn load(path: &Path) -> Result<(RouteTable, Vec<BuiltSink>), ConfigErrors> {
+    let table = load_file(path)?;
+    let sinks = build_sinks(path, &table)?;
+    Ok((table, sinks))
+}
+
+/// Builds the sinks of `table`; errors point at the sink's line.
+pub fn build_sinks(path: &Path, table: &RouteTable) -> Result<Vec<BuiltSink>, ConfigErrors> {
+    let mut built = Vec::new();
+    let mut errors = Vec::new();
+    for (name, settings) in table.sinks() {
+        let (line, column) = table.sink_location(name).unwrap_or((0, 0));
+        let located = |field: &str, message: String| ConfigError {
+            line,
+            column,
+            ..ConfigError::new(path, None, field, message)
+        };
+        let mut settings = settings.clone();
+        let delivery = match DeliverySettings::split_from(&mut settings) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(located(&format!("sinks.{name}"), e));
+                continue;
+            }
+        };
+        match Sink::from_config(name, &settings) {
+            Ok(sink) => built.push(BuiltSink {
+                name: name.clone(),
+                sink,
+                delivery,
+            }),
+            Err(e) => {
+                let field = if e.field.is_empty() {
+                    format!("sinks.{name}")
+                } else {
+                    format!("sinks.{name}.{}", e.field)
+                };
+                errors.push(located(&field, e.message));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(built)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}

@@ -1,0 +1,253 @@
+//! The delivery worker against a scripted sink: retries, Retry-After,
+//! rejects, giving up, batching, draining and stopping.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::*;
+use crate::event::Event;
+use crate::shutdown::ShutdownSignal;
+use crate::sink::{Outgoing, SendError};
+
+/// A sink that answers from a script, then succeeds; records every batch.
+#[derive(Default)]
+struct Scripted {
+    answers: Mutex<VecDeque<Result<(), SendError>>>,
+    sent: Mutex<Vec<(Instant, Vec<String>)>>,
+    delay: Duration,
+}
+
+impl Deliver for Scripted {
+    async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.sent.lock().unwrap().push((
+            Instant::now(),
+            batch.iter().map(|o| o.event.tag().to_owned()).collect(),
+        ));
+        self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()))
+    }
+}
+
+fn ev(n: usize) -> Outgoing {
+    Outgoing::new(
+        Event::synthetic(format!("t/{n}"), json!({"n": n}), Arc::from("test")),
+        "r",
+    )
+}
+
+fn retry(after: Option<u64>) -> Result<(), SendError> {
+    Err(SendError::Retry {
+        reason: "503".into(),
+        status: Some(503),
+        retry_after: after.map(Duration::from_millis),
+    })
+}
+
+fn settings(give_up_ms: u64) -> DeliverySettings {
+    DeliverySettings {
+        queue: 100,
+        retry: RetryPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            give_up_after: Duration::from_millis(give_up_ms),
+        },
+    }
+}
+
+struct Setup {
+    sink: Arc<Scripted>,
+    handle: SinkHandle,
+    dead: std::path::PathBuf,
+    signal: ShutdownSignal,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(sink: Scripted, give_up_ms: u64, batching: Option<Batching>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let sink = Arc::new(sink);
+    let (signal, stop) = ShutdownSignal::new();
+    let opts = WorkerOptions {
+        settings: settings(give_up_ms),
+        concurrency: 1,
+        batching,
+        stop_deadline: Duration::from_millis(500),
+    };
+    let handle = start("s", sink.clone(), opts, DeadLetters::new(&dead), stop);
+    Setup {
+        sink,
+        handle,
+        dead,
+        signal,
+        _dir: dir,
+    }
+}
+
+fn dead_lines(p: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn retries_until_delivered_and_honours_retry_after() {
+    let s = Scripted::default();
+    s.answers
+        .lock()
+        .unwrap()
+        .extend([retry(None), retry(Some(300)), Ok(())]);
+    let t = setup(s, 10_000, None);
+    assert!(t.handle.queue.offer(ev(1)));
+    let stats = t.handle.queue.stats().clone();
+    drop(t.handle.queue);
+    t.handle.task.await.unwrap();
+    let sent = t.sink.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent[2].0 - sent[1].0 >= Duration::from_millis(300),
+        "Retry-After waited for"
+    );
+    assert_eq!(SinkStats::get(&stats.delivered), 1);
+    assert_eq!(SinkStats::get(&stats.retries), 2);
+    assert!(dead_lines(&t.dead).is_empty());
+}
+
+#[tokio::test]
+async fn a_reject_goes_to_the_dead_letter_file_with_its_status() {
+    let s = Scripted::default();
+    s.answers.lock().unwrap().push_back(Err(SendError::Reject {
+        reason: "400 bad".into(),
+        status: Some(400),
+    }));
+    let t = setup(s, 10_000, None);
+    t.handle.queue.offer(ev(1));
+    t.handle.queue.offer(ev(2));
+    let stats = t.handle.queue.stats().clone();
+    drop(t.handle.queue);
+    t.handle.task.await.unwrap();
+    let dead = dead_lines(&t.dead);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["status"], 400);
+    assert_eq!(dead[0]["sink"], "s");
+    assert_eq!(dead[0]["event"]["tag"], "t/1");
+    assert_eq!(dead[0]["key"], ev(1).key);
+    assert_eq!(SinkStats::get(&stats.delivered), 1);
+    assert_eq!(SinkStats::get(&stats.dead_lettered), 1);
+}
+
+#[tokio::test]
+async fn retries_give_up_into_the_dead_letter_file() {
+    let s = Scripted::default();
+    s.answers
+        .lock()
+        .unwrap()
+        .extend((0..1000).map(|_| retry(None)));
+    let t = setup(s, 200, None);
+    t.handle.queue.offer(ev(1));
+    drop(t.handle.queue);
+    tokio::time::timeout(Duration::from_secs(5), t.handle.task)
+        .await
+        .unwrap()
+        .unwrap();
+    let dead = dead_lines(&t.dead);
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]["error"].as_str().unwrap().contains("gave up after"),
+        "{}",
+        dead[0]
+    );
+}
+
+#[tokio::test]
+async fn batches_take_what_is_queued_up_to_the_bounds() {
+    let s = Scripted::default();
+    let b = Batching {
+        max_events: 3,
+        max_bytes: 1 << 20,
+        max_wait: Duration::from_millis(100),
+    };
+    let t = setup(s, 10_000, Some(b));
+    for n in 0..7 {
+        t.handle.queue.offer(ev(n));
+    }
+    drop(t.handle.queue);
+    t.handle.task.await.unwrap();
+    let sizes: Vec<usize> = t
+        .sink
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b.len())
+        .collect();
+    assert_eq!(sizes, vec![3, 3, 1]);
+}
+
+#[tokio::test]
+async fn stop_dead_letters_what_was_not_delivered_and_says_so() {
+    let s = Scripted {
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    };
+    s.answers
+        .lock()
+        .unwrap()
+        .extend((0..1000).map(|_| retry(Some(60_000))));
+    let t = setup(s, 600_000, None);
+    for n in 0..5 {
+        t.handle.queue.offer(ev(n));
+    }
+    let stats = t.handle.queue.stats().clone();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.signal.trigger();
+    tokio::time::timeout(Duration::from_secs(5), t.handle.task)
+        .await
+        .unwrap()
+        .unwrap();
+    let dead = dead_lines(&t.dead);
+    assert_eq!(dead.len(), 5, "every accepted event is accounted for");
+    assert_eq!(SinkStats::get(&stats.not_delivered), 5);
+    assert!(dead
+        .iter()
+        .all(|d| d["error"].as_str().unwrap().contains("stopped")));
+    assert_eq!(stats.queued.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_full_queue_counts_what_it_drops() {
+    let s = Scripted {
+        delay: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_signal, stop) = ShutdownSignal::new();
+    let mut st = settings(10_000);
+    st.queue = 2;
+    let opts = WorkerOptions {
+        settings: st,
+        concurrency: 1,
+        batching: None,
+        stop_deadline: Duration::from_secs(1),
+    };
+    let h = start(
+        "s",
+        Arc::new(s),
+        opts,
+        DeadLetters::new(dir.path().join("d")),
+        stop,
+    );
+    let accepted = (0..10).filter(|n| h.queue.offer(ev(*n))).count();
+    assert!(accepted < 10);
+    assert_eq!(
+        SinkStats::get(&h.queue.stats().overflowed),
+        10 - accepted as u64
+    );
+}

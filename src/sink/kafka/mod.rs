@@ -1,0 +1,429 @@
+//! The Kafka sink: produces routed events to a Kafka topic through librdkafka.
+//!
+//! One `FutureProducer` is built per sink when the configuration is loaded and
+//! shared by every send; librdkafka batches, compresses and retries inside it.
+//! [`KafkaSink::send`] enqueues a whole batch in order, then waits for every
+//! delivery report, so a batch is acknowledged only when the broker has every
+//! record (with `acks=all` by default, since the producer is idempotent). The
+//! outcome is classified as the `delivery` module expects: delivered, worth
+//! retrying, or rejected for good (see `classify`). Record format and
+//! settings: docs/sinks-kafka.md.
+
+mod classify;
+mod config;
+mod record;
+mod template;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+pub use classify::{classify, classify_code, Class, REJECT, RETRY};
+pub use config::{KafkaConfig, COMPRESSIONS, PAYLOADS, RESERVED_HEADER_PREFIX};
+pub use record::{
+    check_topic, json_payload, msgpack_payload, Record, RecordBuilder, HEADER_KEY, HEADER_MASTER,
+    HEADER_ROUTE, HEADER_TAG,
+};
+
+use crate::sink::{Outgoing, SendError, SinkConfigError};
+
+/// How long [`KafkaSink::send`] waits past `timeout` for librdkafka's own
+/// report before it gives up on a record (its timer runs about once a second).
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a full local queue is tried again while a batch is enqueued.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(20);
+
+/// After this many sends in a row in which nothing was delivered and nothing
+/// refused, the producer is replaced by a new one (see `after_send`).
+const REBUILD_AFTER_STALLED_SENDS: u32 = 3;
+
+type Kafka = FutureProducer<SinkContext>;
+
+/// A `type: kafka` sink.
+pub struct KafkaSink {
+    name: String,
+    config: KafkaConfig,
+    records: RecordBuilder,
+    producer: RwLock<Arc<Kafka>>,
+    /// Sends in a row that delivered nothing and had nothing refused.
+    stalled: AtomicU32,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    /// Builds the sink `name` from its settings. Errors name the field; an
+    /// option librdkafka does not know or accept is an error. Connecting to
+    /// the brokers starts in the background; nothing here waits for it.
+    pub fn from_config(
+        name: &str,
+        value: &serde_json::Value,
+    ) -> Result<KafkaSink, SinkConfigError> {
+        let config = KafkaConfig::from_value(name, value)?;
+        let records = RecordBuilder::new(name, &config)?;
+        let producer = build_producer(name, &config)?;
+        Ok(KafkaSink {
+            name: name.to_string(),
+            config,
+            records,
+            producer: RwLock::new(Arc::new(producer)),
+            stalled: AtomicU32::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Produces every record of `batch` and waits for the broker's acks.
+    ///
+    /// Ok when every record was delivered. Otherwise the first record that
+    /// failed with a retriable error makes the whole batch a
+    /// [`SendError::Retry`] (re-sending the delivered ones is harmless: each
+    /// carries its idempotency key); a batch whose failures are all rejects is
+    /// a [`SendError::Reject`]. [`KafkaSink::send_each`] gives the outcome per
+    /// record. Returns within `timeout` plus at most 5 s.
+    pub async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
+        let outcomes = self.send_each(batch).await;
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        let first = |retry: bool| {
+            outcomes.iter().find_map(|o| match o {
+                Err(e @ SendError::Retry { .. }) if retry => Some(e.to_string()),
+                Err(e @ SendError::Reject { .. }) if !retry => Some(e.to_string()),
+                _ => None,
+            })
+        };
+        let total = batch.len();
+        if let Some(reason) = first(true) {
+            return Err(SendError::Retry {
+                reason: format!("{failed} of {total} records not delivered; first: {reason}"),
+                status: None,
+                retry_after: None,
+            });
+        }
+        if let Some(reason) = first(false) {
+            return Err(SendError::Reject {
+                reason: format!("{failed} of {total} records refused; first: {reason}"),
+                status: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Produces every record of `batch` in order and returns one outcome per
+    /// record, in the same order.
+    pub async fn send_each(&self, batch: &[Outgoing]) -> Vec<Result<(), SendError>> {
+        let producer = self.current_producer();
+        let deadline = Instant::now() + self.config.timeout;
+        let built: Vec<Result<Record, String>> =
+            batch.iter().map(|o| self.records.build(o)).collect();
+
+        // Enqueue in batch order; librdkafka keeps that order per partition.
+        let mut pending: Vec<Result<DeliveryFuture, SendError>> = Vec::with_capacity(batch.len());
+        for rec in &built {
+            let queued = match rec {
+                Ok(rec) => enqueue(&producer, rec, deadline).await,
+                Err(reason) => Err(reject(reason.clone())),
+            };
+            pending.push(queued);
+        }
+
+        // librdkafka reports every record by `timeout` (message.timeout.ms),
+        // give or take its timer; the grace only guards against a lost report.
+        let report_deadline = tokio::time::Instant::from_std(deadline + REPORT_GRACE);
+        let reports = join_all(pending.into_iter().map(|p| async move {
+            match p {
+                Ok(fut) => match tokio::time::timeout_at(report_deadline, fut).await {
+                    Ok(Ok(Ok(_delivery))) => Ok(()),
+                    Ok(Ok(Err((e, _msg)))) => Err(kafka_error(&e)),
+                    Ok(Err(_canceled)) => Err(retry("the producer was closed".into())),
+                    Err(_) => Err(retry(format!(
+                        "no delivery report within {}",
+                        humantime::format_duration(self.config.timeout + REPORT_GRACE)
+                    ))),
+                },
+                Err(e) => Err(e),
+            }
+        }))
+        .await;
+
+        let outcomes: Vec<Result<(), SendError>> = reports
+            .into_iter()
+            .zip(batch)
+            .map(|(r, out)| r.map_err(|e| self.name_record(e, out)))
+            .collect();
+        self.after_send(producer, &outcomes);
+        outcomes
+    }
+
+    /// Waits up to `timeout` for every record still queued in librdkafka (for
+    /// shutdown). Blocking: call it from `spawn_blocking` or off the runtime.
+    pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
+        let producer = self.current_producer();
+        producer.flush(Timeout::After(timeout)).map_err(|e| {
+            retry(format!(
+                "{} records still queued after {}: {e}",
+                producer.in_flight_count(),
+                humantime::format_duration(timeout)
+            ))
+        })
+    }
+
+    fn current_producer(&self) -> Arc<Kafka> {
+        match self.producer.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the producer when it cannot recover by itself:
+    /// - after a fatal error, which an idempotent producer gets when its
+    ///   sequence numbers are out of step with the broker's; it refuses
+    ///   everything from then on;
+    /// - after several sends in a row that delivered nothing and had nothing
+    ///   refused. An idempotent producer whose id the broker has forgotten
+    ///   (a cluster rebuilt at the same address, a broker without persistent
+    ///   producer state) can otherwise retry with bumped epochs forever,
+    ///   while a new producer gets a new id at once. During a plain outage a
+    ///   new producer costs a reconnect and nothing else.
+    fn after_send(&self, used: Arc<Kafka>, outcomes: &[Result<(), SendError>]) {
+        let stalled = !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| matches!(o, Err(SendError::Retry { .. })));
+        let why = if let Some((code, reason)) = used.client().fatal_error() {
+            format!("fatal producer error {code:?}: {reason}")
+        } else if !stalled {
+            self.stalled.store(0, Ordering::Relaxed);
+            return;
+        } else if self.stalled.fetch_add(1, Ordering::Relaxed) + 1 >= REBUILD_AFTER_STALLED_SENDS {
+            format!("{REBUILD_AFTER_STALLED_SENDS} sends in a row delivered nothing")
+        } else {
+            return;
+        };
+        self.stalled.store(0, Ordering::Relaxed);
+        let old = {
+            let mut slot = match self.producer.write() {
+                Ok(slot) => slot,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if !Arc::ptr_eq(&slot, &used) {
+                return; // another send replaced it already
+            }
+            match build_producer(&self.name, &self.config) {
+                Ok(p) => std::mem::replace(&mut *slot, Arc::new(p)),
+                Err(e) => {
+                    tracing::error!(sink = %self.name, error = %e, "cannot build a new producer");
+                    return;
+                }
+            }
+        };
+        tracing::warn!(sink = %self.name, "{why}: replaced the Kafka producer with a new one");
+        // Dropping a producer purges its queue and joins its threads, which
+        // blocks for a while: not on the runtime's threads.
+        let dropped = std::thread::Builder::new()
+            .name("kafka-producer-drop".into())
+            .spawn(move || drop((old, used)));
+        if let Err(e) = dropped {
+            tracing::warn!(sink = %self.name, error = %e, "cannot start a thread to close the old producer");
+        }
+    }
+
+    /// Prefixes a record's failure with the sink, the event's key and its tag.
+    fn name_record(&self, e: SendError, out: &Outgoing) -> SendError {
+        let prefix = format!(
+            "sink {}: event {} ({})",
+            self.name,
+            out.key,
+            out.event.tag()
+        );
+        match e {
+            SendError::Retry {
+                reason,
+                status,
+                retry_after,
+            } => SendError::Retry {
+                reason: format!("{prefix}: {reason}"),
+                status,
+                retry_after,
+            },
+            SendError::Reject { reason, status } => SendError::Reject {
+                reason: format!("{prefix}: {reason}"),
+                status,
+            },
+        }
+    }
+}
+
+/// Hands one record to librdkafka, waiting (until `deadline`) while its local queue is full.
+async fn enqueue(
+    producer: &Kafka,
+    rec: &Record,
+    deadline: Instant,
+) -> Result<DeliveryFuture, SendError> {
+    loop {
+        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+        for (k, v) in &rec.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_str()),
+            });
+        }
+        let record = FutureRecord::to(&rec.topic)
+            .key(rec.key.as_str())
+            .payload(rec.payload.as_slice())
+            .headers(headers);
+        match producer.send_result(record) {
+            Ok(fut) => return Ok(fut),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+            }
+            Err((e, _)) => return Err(kafka_error(&e)),
+        }
+    }
+}
+
+fn kafka_error(e: &KafkaError) -> SendError {
+    match classify(e) {
+        Class::Retry => retry(e.to_string()),
+        Class::Reject => reject(e.to_string()),
+    }
+}
+
+fn retry(reason: String) -> SendError {
+    SendError::Retry {
+        reason,
+        status: None,
+        retry_after: None,
+    }
+}
+
+fn reject(reason: String) -> SendError {
+    SendError::Reject {
+        reason,
+        status: None,
+    }
+}
+
+fn build_producer(name: &str, config: &KafkaConfig) -> Result<Kafka, SinkConfigError> {
+    config
+        .client_config(name)
+        .set_log_level(log_level())
+        .create_with_context(SinkContext {
+            sink: name.to_string(),
+        })
+        .map_err(|e| config.librdkafka_error(name, e))
+}
+
+/// The most verbose librdkafka level that `tracing` would show (librdkafka
+/// formats nothing below it); its `debug` contexts also need `options.debug`.
+fn log_level() -> RDKafkaLogLevel {
+    if tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else if tracing::enabled!(target: "librdkafka", tracing::Level::INFO) {
+        RDKafkaLogLevel::Info
+    } else {
+        RDKafkaLogLevel::Warning
+    }
+}
+
+/// Sends librdkafka's logs and global errors to `tracing`, with the sink's name.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    sink: String,
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        let sink = self.sink.as_str();
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", sink, fac, "{msg}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", sink, fac, "{msg}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", sink, fac, "{msg}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", sink, fac, "{msg}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // A failed connection is already in librdkafka's log lines, and the
+        // sends that it fails say so to the caller: only other errors warn.
+        let transport = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::Resolve
+            )
+        );
+        if transport {
+            tracing::debug!(target: "librdkafka", sink = %self.sink, %error, "{reason}");
+        } else {
+            tracing::warn!(target: "librdkafka", sink = %self.sink, %error, "{reason}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+    use serde_json::json;
+
+    fn sink(v: serde_json::Value) -> Result<KafkaSink, SinkConfigError> {
+        KafkaSink::from_config("pipeline", &v)
+    }
+
+    #[test]
+    fn builds_without_a_broker() {
+        let s = sink(json!({"type": "kafka", "brokers": "127.0.0.1:1", "topic": "t"})).unwrap();
+        assert_eq!(s.config().topic, "t");
+        assert_eq!(s.name(), "pipeline");
+    }
+
+    #[test]
+    fn conflicting_settings_are_refused() {
+        let e = sink(json!({"type": "kafka", "brokers": "b:1", "topic": "t", "acks": "1"}))
+            .unwrap_err();
+        assert_eq!(e.field, "acks", "{e}");
+        assert!(sink(json!({"type": "kafka", "brokers": "b:1", "topic": "t", "acks": "1", "idempotent": false})).is_ok());
+    }
+
+    #[test]
+    fn bad_record_is_rejected_before_the_network() {
+        let s = sink(json!({"type": "kafka", "brokers": "127.0.0.1:1", "topic": "{{ data.t }}", "timeout": "1s"})).unwrap();
+        let ev = Event::synthetic("x", json!({"t": "no/slashes"}), Arc::from("test"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(s.send(&[Outgoing::new(ev, "r")]));
+        assert!(matches!(r, Err(SendError::Reject { .. })), "{r:?}");
+    }
+}

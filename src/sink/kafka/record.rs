@@ -1,0 +1,358 @@
+//! Turns one [`Outgoing`] event into the Kafka record saltbridge produces:
+//! topic, key, headers and payload.
+//!
+//! The formats are a contract with consumers, documented in
+//! docs/sinks-kafka.md. The JSON payload splices the event's data text in as
+//! decoded, never re-serialised, so what a consumer reads under `data` is
+//! byte for byte what `tail --format json` prints. The key defaults to the
+//! minion id for job returns, so one minion's returns share a partition and
+//! stay in order. A record that cannot be built (a template error, a topic
+//! name Kafka would refuse) is an error for that record alone.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::config::KafkaConfig;
+use super::template::{Template, Templates};
+use crate::decode::json::write_str;
+use crate::route::Fnmatch;
+use crate::sink::{Outgoing, SinkConfigError};
+
+/// The headers every record carries.
+pub const HEADER_TAG: &str = "saltbridge-tag";
+pub const HEADER_KEY: &str = "saltbridge-key";
+pub const HEADER_MASTER: &str = "saltbridge-master";
+pub const HEADER_ROUTE: &str = "saltbridge-route";
+
+/// Kafka's limit on a topic name's length.
+const MAX_TOPIC_LEN: usize = 249;
+
+/// One record ready for the producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub key: String,
+    /// The `saltbridge-*` headers first, then the sink's `headers`, in name order.
+    pub headers: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+}
+
+/// Builds records for one sink.
+#[derive(Debug)]
+pub struct RecordBuilder {
+    templates: Templates,
+    topic: Template,
+    key: Option<Template>,
+    headers: Vec<(String, Template)>,
+    msgpack: bool,
+    job_return: Fnmatch,
+}
+
+impl RecordBuilder {
+    /// Compiles the sink's templates; a template error names its field.
+    pub fn new(name: &str, cfg: &KafkaConfig) -> Result<RecordBuilder, SinkConfigError> {
+        let mut templates = Templates::new();
+        let bad = |field: &str, e: minijinja::Error| {
+            super::config::error(name, field, format!("bad template: {e}"))
+        };
+        let topic = templates
+            .add("topic", &cfg.topic)
+            .map_err(|e| bad("topic", e))?;
+        let key = match &cfg.key {
+            Some(k) => Some(templates.add("key", k).map_err(|e| bad("key", e))?),
+            None => None,
+        };
+        let mut headers = Vec::with_capacity(cfg.headers.len());
+        for (h, src) in &cfg.headers {
+            let field = format!("headers.{h}");
+            let t = templates.add(&field, src).map_err(|e| bad(&field, e))?;
+            headers.push((h.clone(), t));
+        }
+        Ok(RecordBuilder {
+            templates,
+            topic,
+            key,
+            headers,
+            msgpack: cfg.is_msgpack(),
+            job_return: Fnmatch::new("salt/job/*/ret/*"),
+        })
+    }
+
+    /// The record for `out`, or why it cannot be produced.
+    pub fn build(&self, out: &Outgoing) -> Result<Record, String> {
+        let mut ctx = None;
+        let render = |t: &Template, what: &str, ctx: &mut Option<minijinja::Value>| {
+            self.templates
+                .render(t, out, ctx)
+                .map_err(|e| format!("{what} template failed: {e}"))
+        };
+        let topic = render(&self.topic, "topic", &mut ctx)?;
+        check_topic(&topic)?;
+        let key = match &self.key {
+            Some(t) => render(t, "key", &mut ctx)?,
+            None => default_key(out, &self.job_return),
+        };
+        let ev = &out.event;
+        let mut headers = Vec::with_capacity(4 + self.headers.len());
+        headers.push((HEADER_TAG.to_string(), ev.tag().to_string()));
+        headers.push((HEADER_KEY.to_string(), out.key.clone()));
+        headers.push((HEADER_MASTER.to_string(), ev.source().to_string()));
+        headers.push((HEADER_ROUTE.to_string(), out.route.clone()));
+        for (name, t) in &self.headers {
+            let v = render(t, &format!("header {name}"), &mut ctx)?;
+            headers.push((name.clone(), v));
+        }
+        let payload = if self.msgpack {
+            msgpack_payload(out)
+        } else {
+            json_payload(out)
+        };
+        Ok(Record {
+            topic,
+            key,
+            headers,
+            payload,
+        })
+    }
+}
+
+/// The default key: the minion id of a job return, else the jid, else the tag.
+pub fn default_key(out: &Outgoing, job_return: &Fnmatch) -> String {
+    let ev = &out.event;
+    let data = ev.data();
+    if job_return.is_match(ev.tag()) {
+        if let Some(id) = scalar_text(data.get("id")) {
+            return id;
+        }
+    }
+    scalar_text(data.get("jid")).unwrap_or_else(|| ev.tag().to_string())
+}
+
+/// A string or a number as text (jids can be integers); anything else is absent.
+fn scalar_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Kafka's rule for topic names: 1 to 249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn check_topic(topic: &str) -> Result<(), String> {
+    let ok = !topic.is_empty()
+        && topic.len() <= MAX_TOPIC_LEN
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "topic {topic:?} is not a valid Kafka topic name (1 to {MAX_TOPIC_LEN} of A-Z a-z 0-9 . _ -)"
+        ))
+    }
+}
+
+/// `{"tag","data","key","route","received_at","source"}` with `data` spliced in as decoded.
+pub fn json_payload(out: &Outgoing) -> Vec<u8> {
+    let ev = &out.event;
+    let data = ev.data_json();
+    let mut buf = Vec::with_capacity(data.len() + ev.tag().len() + out.route.len() + 160);
+    buf.extend_from_slice(b"{\"tag\":");
+    write_str(&mut buf, ev.tag());
+    buf.extend_from_slice(b",\"data\":");
+    buf.extend_from_slice(data.as_bytes());
+    buf.extend_from_slice(b",\"key\":");
+    write_str(&mut buf, &out.key);
+    buf.extend_from_slice(b",\"route\":");
+    write_str(&mut buf, &out.route);
+    buf.extend_from_slice(b",\"received_at\":");
+    write_str(&mut buf, &rfc3339(ev.received_at()));
+    buf.extend_from_slice(b",\"source\":");
+    write_str(&mut buf, ev.source());
+    buf.push(b'}');
+    buf
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_micros(t).to_string()
+}
+
+/// Salt's own msgpack bytes of the data when the event came off the bus,
+/// else the data packed from its JSON form.
+pub fn msgpack_payload(out: &Outgoing) -> Vec<u8> {
+    match out.event.raw() {
+        Some(raw) => raw.msgpack_data().to_vec(),
+        None => {
+            let mut buf = Vec::new();
+            write_msgpack(&mut buf, out.event.data());
+            buf
+        }
+    }
+}
+
+/// Packs a JSON value as msgpack (strings as str, integers in the smallest form).
+pub fn write_msgpack(buf: &mut Vec<u8>, v: &Value) {
+    use rmp::encode;
+    // Writing into a Vec cannot fail.
+    match v {
+        Value::Null => {
+            let _ = encode::write_nil(buf);
+        }
+        Value::Bool(b) => {
+            let _ = encode::write_bool(buf, *b);
+        }
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                let _ = encode::write_uint(buf, u);
+            } else if let Some(i) = n.as_i64() {
+                let _ = encode::write_sint(buf, i);
+            } else {
+                let _ = encode::write_f64(buf, n.as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        Value::String(s) => {
+            let _ = encode::write_str(buf, s);
+        }
+        Value::Array(items) => {
+            let _ = encode::write_array_len(buf, items.len() as u32);
+            for item in items {
+                write_msgpack(buf, item);
+            }
+        }
+        Value::Object(map) => {
+            let _ = encode::write_map_len(buf, map.len() as u32);
+            for (k, item) in map {
+                let _ = encode::write_str(buf, k);
+                write_msgpack(buf, item);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn out(tag: &str, data: Value) -> Outgoing {
+        Outgoing::new(
+            Event::synthetic(tag, data, Arc::from("ipc:/var/run/salt/master")),
+            "r1",
+        )
+    }
+
+    fn builder(extra: Value) -> RecordBuilder {
+        let mut v =
+            json!({"type": "kafka", "brokers": "b:9092", "topic": "salt.{{ tag.split('/')[1] }}"});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        let cfg = KafkaConfig::from_value("s", &v).unwrap();
+        RecordBuilder::new("s", &cfg).unwrap()
+    }
+
+    #[test]
+    fn default_key_minion_then_jid_then_tag() {
+        let b = builder(json!({}));
+        let ret = out("salt/job/1/ret/web-01", json!({"id": "web-01", "jid": "1"}));
+        assert_eq!(b.build(&ret).unwrap().key, "web-01");
+        let new = out(
+            "salt/job/1/new",
+            json!({"jid": "20261126135646965819", "id": "x"}),
+        );
+        assert_eq!(b.build(&new).unwrap().key, "20261126135646965819");
+        let int_jid = out("salt/job/1/new", json!({"jid": 2026112613564696581u64}));
+        assert_eq!(b.build(&int_jid).unwrap().key, "2026112613564696581");
+        let start = out("salt/minion/web-01/start", json!({"id": "web-01"}));
+        assert_eq!(b.build(&start).unwrap().key, "salt/minion/web-01/start");
+    }
+
+    #[test]
+    fn headers_topic_and_templates() {
+        let b = builder(
+            json!({"key": "{{ data.id }}:{{ route }}", "headers": {"x-fun": "{{ data.fun }}", "x-team": "ops"}}),
+        );
+        let o = out(
+            "salt/job/1/ret/web-01",
+            json!({"id": "web-01", "fun": "test.ping"}),
+        );
+        let r = b.build(&o).unwrap();
+        assert_eq!(r.topic, "salt.job");
+        assert_eq!(r.key, "web-01:r1");
+        let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                HEADER_TAG,
+                HEADER_KEY,
+                HEADER_MASTER,
+                HEADER_ROUTE,
+                "x-fun",
+                "x-team"
+            ]
+        );
+        assert_eq!(r.headers[1].1, o.key);
+        assert_eq!(r.headers[2].1, "ipc:/var/run/salt/master");
+        assert_eq!(r.headers[4].1, "test.ping");
+    }
+
+    #[test]
+    fn bad_topic_is_a_record_error() {
+        let b = builder(json!({"topic": "salt/{{ data.x }}"}));
+        let e = b.build(&out("a", json!({"x": 1}))).unwrap_err();
+        assert!(e.contains("not a valid Kafka topic"), "{e}");
+        let b = builder(json!({"topic": "salt.{{ tag.split('/')[5] }}x"}));
+        assert_eq!(b.build(&out("a/b", json!({}))).unwrap().topic, "salt.x");
+        assert!(check_topic("").is_err() && check_topic("..").is_err());
+        assert!(check_topic(&"a".repeat(250)).is_err());
+        assert!(check_topic("Salt.job_ret-1").is_ok());
+    }
+
+    #[test]
+    fn bad_template_names_field() {
+        let v =
+            json!({"type": "kafka", "brokers": "b", "topic": "t", "headers": {"x-a": "{{ oops"}});
+        let cfg = KafkaConfig::from_value("s", &v).unwrap();
+        assert_eq!(
+            RecordBuilder::new("s", &cfg).unwrap_err().field,
+            "headers.x-a"
+        );
+    }
+
+    #[test]
+    fn json_payload_splices_data_text() {
+        let ev = crate::event::Event::new(
+            "salt/job/1/ret/m".into(),
+            crate::event::JsonText::trusted(r#"{"b":1.50,"a":"\u00e9"}"#.into()),
+            SystemTime::UNIX_EPOCH,
+            Arc::from("capture:x"),
+            None,
+        );
+        let o = Outgoing::new(ev, "rt");
+        let p = String::from_utf8(json_payload(&o)).unwrap();
+        let expect = format!(
+            r#"{{"tag":"salt/job/1/ret/m","data":{{"b":1.50,"a":"\u00e9"}},"key":"{}","route":"rt","received_at":"1970-01-01T00:00:00.000000Z","source":"capture:x"}}"#,
+            o.key
+        );
+        assert_eq!(p, expect);
+        let _: Value = serde_json::from_str(&p).unwrap();
+    }
+
+    #[test]
+    fn msgpack_fallback_packs_json() {
+        let v = json!({"a": [1, -2, 1.5, "x", null, true], "b": {}});
+        let mut buf = Vec::new();
+        write_msgpack(&mut buf, &v);
+        let back: Value = rmp_serde::from_slice(&buf).unwrap();
+        assert_eq!(back, v);
+        let b = builder(json!({"payload": "msgpack"}));
+        let r = b.build(&out("t", v.clone())).unwrap();
+        assert_eq!(r.payload, buf);
+    }
+}

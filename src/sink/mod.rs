@@ -1,0 +1,148 @@
+//! Sinks: where routed events are delivered. One file per sink type.
+//!
+//! A sink only knows how to send one batch and how to classify the outcome:
+//! delivered, worth retrying (connection errors, timeouts, 5xx, 429, with a
+//! server's Retry-After), or rejected for good (other 4xx, a record the
+//! broker refuses). Retrying, backoff, dead letters and the per-sink queue
+//! belong to `delivery`, so every sink gets them the same way.
+
+pub mod kafka;
+pub mod webhook;
+
+use std::time::{Duration, SystemTime};
+
+use crate::event::Event;
+
+/// One event on its way to a sink, with what the templates may use.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub event: Event,
+    /// The route that sent it here.
+    pub route: String,
+    /// `Event::idempotency_key`, computed once.
+    pub key: String,
+}
+
+impl Outgoing {
+    pub fn new(event: Event, route: impl Into<String>) -> Self {
+        let key = event.idempotency_key();
+        Outgoing {
+            event,
+            route: route.into(),
+            key,
+        }
+    }
+
+    /// The context every template sees: `tag`, `data`, `route`, `key`,
+    /// `received_at` (RFC 3339), `source`.
+    pub fn template_context(&self) -> minijinja::Value {
+        let received: SystemTime = self.event.received_at();
+        minijinja::context! {
+            tag => self.event.tag(),
+            data => minijinja::Value::from(minijinja::value::Serde(self.event.data())),
+            route => &self.route,
+            key => &self.key,
+            received_at => humantime::format_rfc3339_micros(received).to_string(),
+            source => self.event.source(),
+        }
+    }
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Try again later: connection error, timeout, 5xx, 429. `retry_after`
+    /// is the server's own wish (Retry-After on 429 and 503), if it said one.
+    #[error("{reason}")]
+    Retry {
+        reason: String,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
+    /// Will never succeed as is (other 4xx, a record the broker refuses):
+    /// goes to the dead-letter file.
+    #[error("{reason}")]
+    Reject { reason: String, status: Option<u16> },
+}
+
+/// A sink's settings that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sink {sink}: {message}")]
+pub struct SinkConfigError {
+    pub sink: String,
+    /// Dotted field within the sink, e.g. `auth.hmac.secret`; empty for the whole sink.
+    pub field: String,
+    pub message: String,
+}
+
+/// A configured sink of any type.
+pub enum Sink {
+    Webhook(webhook::WebhookSink),
+    Kafka(kafka::KafkaSink),
+}
+
+impl Sink {
+    /// Builds the sink `name` from its settings (the `type` field picks the kind).
+    pub fn from_config(name: &str, value: &serde_json::Value) -> Result<Sink, SinkConfigError> {
+        let err = |field: &str, message: String| SinkConfigError {
+            sink: name.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+        match value.get("type").and_then(|t| t.as_str()) {
+            Some("webhook") => webhook::WebhookSink::from_config(name, value).map(Sink::Webhook),
+            Some("kafka") => kafka::KafkaSink::from_config(name, value).map(Sink::Kafka),
+            Some(other) => Err(err(
+                "type",
+                format!("unknown sink type `{other}`, expected webhook or kafka"),
+            )),
+            None => Err(err("type", "missing `type` (webhook or kafka)".into())),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Sink::Webhook(_) => "webhook",
+            Sink::Kafka(_) => "kafka",
+        }
+    }
+
+    /// How many sends may run at once: a webhook's `concurrency`; one for
+    /// Kafka, whose batches keep per-key order.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Sink::Webhook(w) => w.config().concurrency,
+            Sink::Kafka(_) => 1,
+        }
+    }
+
+    /// How the delivery worker groups events: a webhook's `batch`, or
+    /// Kafka's own batching of everything queued (up to 1,000 records).
+    pub fn batching(&self) -> Option<crate::delivery::Batching> {
+        match self {
+            Sink::Webhook(w) => w
+                .config()
+                .batch
+                .as_ref()
+                .map(|b| crate::delivery::Batching {
+                    max_events: b.max_events,
+                    max_bytes: b.max_bytes,
+                    max_wait: b.max_wait,
+                }),
+            Sink::Kafka(_) => Some(crate::delivery::Batching {
+                max_events: 1_000,
+                max_bytes: 16 << 20,
+                max_wait: Duration::ZERO,
+            }),
+        }
+    }
+}
+
+impl crate::delivery::Deliver for Sink {
+    async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
+        match self {
+            Sink::Webhook(w) => w.send(batch).await,
+            Sink::Kafka(k) => k.send(batch).await,
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The settings of a `type: webhook` sink, as written under `sinks.<name>` in
+//! routes.yaml, and the checks that can be made before any event arrives.
+//!
+//! Parsing goes through `serde_path_to_error` so that every problem names the
+//! field it is about (`auth.hmac.secret`, `batch.max_events`); the checks that
+//! serde cannot express (a preset together with a body, a secret without a
+//! signing preset, a zero concurrency) are made in [`WebhookConfig::check`]
+//! and reported the same way. Secrets never appear in `Debug` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sink::SinkConfigError;
+
+/// Default signature header of `auth: {hmac: ...}`.
+pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Saltbridge-Signature";
+/// Default timestamp header of `auth: {hmac: ...}`.
+pub const DEFAULT_TIMESTAMP_HEADER: &str = "X-Saltbridge-Timestamp";
+
+/// Settings of a `type: webhook` sink, as written under `sinks.<name>` in routes.yaml.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Always `webhook`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where to send: a template over the event (minijinja).
+    pub url: String,
+    /// The HTTP method, default `POST`; a template is fine.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Extra request headers; the values are templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body as a template. Without it (and without `preset`) the
+    /// body is the event as JSON (see `docs/sinks-webhook.md`).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// A chat message format: slack, teams, dingtalk or feishu (alias lark).
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// How the request proves where it comes from.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// The signing secret of a DingTalk or Feishu robot (`SEC...` on DingTalk).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Per-request timeout, connection and response body included.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How many requests the delivery layer may have in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Send several events per request, as one JSON array.
+    #[serde(default)]
+    pub batch: Option<BatchConfig>,
+}
+
+/// The chat formats a webhook sink can produce by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Slack incoming webhook: `text` + `blocks`.
+    Slack,
+    /// Microsoft Teams (workflow or incoming webhook): an Adaptive Card message.
+    Teams,
+    /// DingTalk custom robot: a markdown message, signed when `secret` is set.
+    Dingtalk,
+    /// Feishu / Lark custom bot: an interactive card, signed when `secret` is set.
+    #[serde(alias = "lark")]
+    Feishu,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Slack => "slack",
+            Preset::Teams => "teams",
+            Preset::Dingtalk => "dingtalk",
+            Preset::Feishu => "feishu",
+        }
+    }
+}
+
+/// `auth:` one of `bearer: {token}`, `basic: {username, password}`, `hmac: {secret, ...}`.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: String },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic { username: String, password: String },
+    /// An HMAC-SHA256 signature of the timestamp and the body.
+    Hmac(HmacAuth),
+}
+
+/// `auth: {hmac: {...}}`: see "Signed requests" in `docs/sinks-webhook.md`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacAuth {
+    pub secret: String,
+    /// Carries `sha256=<hex>`.
+    #[serde(default = "default_signature_header")]
+    pub header: String,
+    /// Carries the Unix time in seconds that the signature covers.
+    #[serde(default = "default_timestamp_header")]
+    pub timestamp_header: String,
+}
+
+/// `batch:` limits for one request; the delivery layer fills batches within them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// At most this many events per request.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// At most about this many bytes of body per request (a single larger event goes alone).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// How long the first event of a batch may wait for more.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
+            max_wait: default_max_wait(),
+        }
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_signature_header() -> String {
+    DEFAULT_SIGNATURE_HEADER.to_owned()
+}
+fn default_timestamp_header() -> String {
+    DEFAULT_TIMESTAMP_HEADER.to_owned()
+}
+fn default_max_events() -> usize {
+    100
+}
+fn default_max_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_wait() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Upper bound on `concurrency`, so a typo cannot open thousands of sockets.
+pub const MAX_CONCURRENCY: usize = 1024;
+
+impl WebhookConfig {
+    /// Parses the sink's settings; errors name the field.
+    pub fn parse(name: &str, value: &serde_json::Value) -> Result<WebhookConfig, SinkConfigError> {
+        let cfg: WebhookConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let mut field = e.path().to_string();
+            if field == "." {
+                field.clear();
+            }
+            let message = e.inner().to_string();
+            // serde reports a missing field at its parent: name the field itself.
+            if let Some(missing) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                field = join(&field, missing);
+            }
+            err(name, &field, message)
+        })?;
+        cfg.check(name)?;
+        Ok(cfg)
+    }
+
+    /// The checks serde cannot express. Templates are compiled elsewhere.
+    fn check(&self, name: &str) -> Result<(), SinkConfigError> {
+        if self.kind != "webhook" {
+            return Err(err(
+                name,
+                "type",
+                format!("expected `webhook`, found `{}`", self.kind),
+            ));
+        }
+        if self.url.trim().is_empty() {
+            return Err(err(name, "url", "must not be empty"));
+        }
+        if self.preset.is_some() && self.body.is_some() {
+            return Err(err(
+                name,
+                "body",
+                "cannot be combined with `preset`: the preset writes the body",
+            ));
+        }
+        if self.preset.is_some() && self.batch.is_some() {
+            return Err(err(
+                name,
+                "batch",
+                "cannot be combined with `preset`: chat webhooks take one message per request",
+            ));
+        }
+        if let Some(secret) = &self.secret {
+            if !matches!(self.preset, Some(Preset::Dingtalk | Preset::Feishu)) {
+                return Err(err(
+                    name,
+                    "secret",
+                    "is only used by the dingtalk and feishu presets; to sign requests to other \
+                     receivers use `auth: {hmac: {secret: ...}}`",
+                ));
+            }
+            if secret.is_empty() {
+                return Err(err(name, "secret", "must not be empty"));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(err(name, "timeout", "must be more than 0"));
+        }
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(err(
+                name,
+                "concurrency",
+                format!("must be between 1 and {MAX_CONCURRENCY}"),
+            ));
+        }
+        if let Some(b) = &self.batch {
+            if b.max_events == 0 {
+                return Err(err(name, "batch.max_events", "must be at least 1"));
+            }
+            if b.max_bytes == 0 {
+                return Err(err(name, "batch.max_bytes", "must be at least 1"));
+            }
+        }
+        match &self.auth {
+            Some(Auth::Bearer { token }) if token.is_empty() => {
+                return Err(err(name, "auth.bearer.token", "must not be empty"));
+            }
+            Some(Auth::Basic { username, .. }) if username.contains(':') => {
+                return Err(err(
+                    name,
+                    "auth.basic.username",
+                    "must not contain `:` (RFC 7617)",
+                ));
+            }
+            Some(Auth::Hmac(h)) => {
+                if h.secret.is_empty() {
+                    return Err(err(name, "auth.hmac.secret", "must not be empty"));
+                }
+                if h.header.eq_ignore_ascii_case(&h.timestamp_header) {
+                    return Err(err(
+                        name,
+                        "auth.hmac.timestamp_header",
+                        "must differ from `header`",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        for header in self.headers.keys() {
+            let lower = header.to_ascii_lowercase();
+            let field = format!("headers.{header}");
+            if matches!(
+                lower.as_str(),
+                "content-length" | "transfer-encoding" | "host" | "connection"
+            ) {
+                return Err(err(
+                    name,
+                    &field,
+                    "is set by the HTTP client and cannot be overridden",
+                ));
+            }
+            let taken_by_auth = match &self.auth {
+                Some(Auth::Bearer { .. } | Auth::Basic { .. }) => lower == "authorization",
+                Some(Auth::Hmac(h)) => {
+                    lower == h.header.to_ascii_lowercase()
+                        || lower == h.timestamp_header.to_ascii_lowercase()
+                }
+                None => false,
+            };
+            if taken_by_auth {
+                return Err(err(name, &field, "is set by `auth`; remove one of the two"));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn err(sink: &str, field: &str, message: impl Into<String>) -> SinkConfigError {
+    SinkConfigError {
+        sink: sink.to_owned(),
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// Shows `scheme://host[:port]` of a URL (template), never its path or query,
+/// where webhook services keep their tokens.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<url>".to_owned();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}/...")
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<&String> = self.headers.keys().collect();
+        f.debug_struct("WebhookConfig")
+            .field("kind", &self.kind)
+            .field("url", &redact_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("body", &self.body.as_ref().map(|_| "<template>"))
+            .field("preset", &self.preset)
+            .field("auth", &self.auth)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("concurrency", &self.concurrency)
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
+            Auth::Basic { username, .. } => write!(f, "Basic({username}:<redacted>)"),
+            Auth::Hmac(h) => f
+                .debug_struct("Hmac")
+                .field("secret", &"<redacted>")
+                .field("header", &h.header)
+                .field("timestamp_header", &h.timestamp_header)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for HmacAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&Auth::Hmac(self.clone()), f)
+    }
+}
