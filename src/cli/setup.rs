@@ -8,11 +8,13 @@ use crate::route::{load_file, ConfigError, ConfigErrors, RouteTable};
 use crate::sink::Sink;
 
 /// A sink ready to start: its name, the sink, and its delivery settings.
-pub struct BuiltSink {
+pub struct Built<T> {
     pub name: String,
-    pub sink: Sink,
+    pub sink: T,
     pub delivery: DeliverySettings,
 }
+
+pub type BuiltSink = Built<Sink>;
 
 /// Loads `path` and builds every sink it defines.
 pub fn load(path: &Path) -> Result<(RouteTable, Vec<BuiltSink>), ConfigErrors> {
@@ -21,8 +23,26 @@ pub fn load(path: &Path) -> Result<(RouteTable, Vec<BuiltSink>), ConfigErrors> {
     Ok((table, sinks))
 }
 
+/// Loads `path` and checks every sink's settings without connecting anywhere.
+pub fn check(path: &Path) -> Result<RouteTable, ConfigErrors> {
+    let table = load_file(path)?;
+    each_sink(path, &table, |name, settings| {
+        Sink::check_config(name, settings).map(|_| ())
+    })?;
+    Ok(table)
+}
+
 /// Builds the sinks of `table`; errors point at the sink's line.
 pub fn build_sinks(path: &Path, table: &RouteTable) -> Result<Vec<BuiltSink>, ConfigErrors> {
+    each_sink(path, table, Sink::from_config)
+}
+
+/// Splits each sink's delivery settings off, hands the rest to `make`.
+fn each_sink<T>(
+    path: &Path,
+    table: &RouteTable,
+    mut make: impl FnMut(&str, &serde_json::Value) -> Result<T, crate::sink::SinkConfigError>,
+) -> Result<Vec<Built<T>>, ConfigErrors> {
     let mut built = Vec::new();
     let mut errors = Vec::new();
     for (name, settings) in table.sinks() {
@@ -40,8 +60,8 @@ pub fn build_sinks(path: &Path, table: &RouteTable) -> Result<Vec<BuiltSink>, Co
                 continue;
             }
         };
-        match Sink::from_config(name, &settings) {
-            Ok(sink) => built.push(BuiltSink {
+        match make(name, &settings) {
+            Ok(sink) => built.push(Built {
                 name: name.clone(),
                 sink,
                 delivery,

@@ -19,8 +19,8 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
-    match setup::load(&args.config) {
-        Ok((table, _sinks)) => {
+    match setup::check(&args.config) {
+        Ok(table) => {
             println!(
                 "{}: ok ({} routes, {} sinks)",
                 args.config.display(),

@@ -100,6 +100,15 @@ impl Sink {
         }
     }
 
+    /// Checks settings as [`from_config`](Self::from_config) does, without
+    /// connecting anywhere (for `validate`).
+    pub fn check_config(name: &str, value: &serde_json::Value) -> Result<(), SinkConfigError> {
+        match value.get("type").and_then(|t| t.as_str()) {
+            Some("kafka") => kafka::KafkaSink::check_config(name, value),
+            _ => Sink::from_config(name, value).map(|_| ()),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Sink::Webhook(_) => "webhook",

@@ -87,6 +87,13 @@ impl KafkaSink {
         })
     }
 
+    /// Checks the settings of sink `name` as [`from_config`](Self::from_config)
+    /// does, without creating a producer (which would start connecting).
+    pub fn check_config(name: &str, value: &serde_json::Value) -> Result<(), SinkConfigError> {
+        let config = KafkaConfig::from_value(name, value)?;
+        RecordBuilder::new(name, &config).map(|_| ())
+    }
+
     pub fn config(&self) -> &KafkaConfig {
         &self.config
     }
