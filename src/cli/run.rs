@@ -161,10 +161,11 @@ fn dispatch(outcomes: Vec<Outcome>, queues: &HashMap<String, SinkQueue>) {
             continue;
         }
         let key = event.idempotency_key();
+        let event = Arc::new(event);
         for (sink, route) in routing.sinks.iter().zip(&routing.sink_routes) {
             if let Some(q) = queues.get(sink) {
                 q.offer(Outgoing {
-                    event: event.clone(),
+                    event: Arc::clone(&event),
                     route: route.clone(),
                     key: key.clone(),
                 });

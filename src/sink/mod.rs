@@ -9,6 +9,7 @@
 pub mod kafka;
 pub mod webhook;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::event::Event;
@@ -16,7 +17,9 @@ use crate::event::Event;
 /// One event on its way to a sink, with what the templates may use.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub event: Event,
+    /// Shared by every sink the event goes to: cloning an `Outgoing` does
+    /// not copy the event's data.
+    pub event: Arc<Event>,
     /// The route that sent it here.
     pub route: String,
     /// `Event::idempotency_key`, computed once.
@@ -24,7 +27,8 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(event: Event, route: impl Into<String>) -> Self {
+    pub fn new(event: impl Into<Arc<Event>>, route: impl Into<String>) -> Self {
+        let event = event.into();
         let key = event.idempotency_key();
         Outgoing {
             event,
