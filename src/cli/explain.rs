@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
@@ -60,11 +59,7 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
-    let spec = match (args.source.clone(), table.source()) {
-        (Some(s), _) => s,
-        (None, Some(s)) => s.parse().context("source in the routes file")?,
-        (None, None) => SourceSpec::default(),
-    };
+    let spec = super::choose_source(args.source.clone(), &table)?;
     let (signal, shutdown) = ShutdownSignal::new();
     let live = spec.is_live();
     let mut reloads = if live {

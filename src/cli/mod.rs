@@ -50,3 +50,17 @@ pub(crate) async fn recv_opt<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>)
         None => std::future::pending().await,
     }
 }
+
+/// The source to read: `--source`, else the routes file's `source:`, else
+/// the master's default socket.
+pub(crate) fn choose_source(
+    arg: Option<crate::source::SourceSpec>,
+    table: &crate::route::RouteTable,
+) -> anyhow::Result<crate::source::SourceSpec> {
+    use anyhow::Context;
+    Ok(match (arg, table.source()) {
+        (Some(s), _) => s,
+        (None, Some(s)) => s.parse().context("source in the routes file")?,
+        (None, None) => crate::source::SourceSpec::default(),
+    })
+}

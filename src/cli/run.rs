@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
 
 use super::{recv_opt, setup, sleep_until, EX_CONFIG};
@@ -63,11 +62,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
-    let spec = match (args.source.clone(), table.source()) {
-        (Some(s), _) => s,
-        (None, Some(s)) => s.parse().context("source in the routes file")?,
-        (None, None) => SourceSpec::default(),
-    };
+    let spec = super::choose_source(args.source.clone(), &table)?;
     let dead = DeadLetters::new(args.state_dir.join("dead-letters.jsonl"));
     let (stop_sinks, sinks_stop) = ShutdownSignal::new();
     let (stop_source, source_stop) = ShutdownSignal::new();

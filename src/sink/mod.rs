@@ -79,6 +79,36 @@ pub struct SinkConfigError {
     pub message: String,
 }
 
+/// Deserializes a sink's settings; a failure names the field at fault
+/// (a missing field by its own name, not its parent's).
+pub fn parse_settings<T: serde::de::DeserializeOwned>(
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<T, SinkConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut field = e.path().to_string();
+        if field == "." {
+            field.clear();
+        }
+        let message = e.inner().to_string();
+        if let Some(missing) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            field = if field.is_empty() {
+                missing.to_owned()
+            } else {
+                format!("{field}.{missing}")
+            };
+        }
+        SinkConfigError {
+            sink: name.to_owned(),
+            field,
+            message,
+        }
+    })
+}
+
 /// A configured sink of any type.
 pub enum Sink {
     Webhook(webhook::WebhookSink),

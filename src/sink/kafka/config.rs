@@ -110,21 +110,7 @@ impl KafkaConfig {
         name: &str,
         value: &serde_json::Value,
     ) -> Result<KafkaConfig, SinkConfigError> {
-        let cfg: KafkaConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let mut field = e.path().to_string();
-            if field == "." {
-                field.clear();
-            }
-            let message = e.inner().to_string();
-            // serde names a missing field in the message, at its parent's path.
-            if let Some(missing) = message
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next())
-            {
-                field = join_field(&field, missing);
-            }
-            error(name, &field, message)
-        })?;
+        let cfg: KafkaConfig = crate::sink::parse_settings(name, value)?;
         cfg.check(name)?;
         Ok(cfg)
     }
@@ -245,14 +231,6 @@ impl KafkaConfig {
             }
             other => error(name, "", format!("librdkafka: {other}")),
         }
-    }
-}
-
-fn join_field(parent: &str, child: &str) -> String {
-    if parent.is_empty() {
-        child.to_string()
-    } else {
-        format!("{parent}.{child}")
     }
 }
 

@@ -163,21 +163,7 @@ pub const MAX_CONCURRENCY: usize = 1024;
 impl WebhookConfig {
     /// Parses the sink's settings; errors name the field.
     pub fn parse(name: &str, value: &serde_json::Value) -> Result<WebhookConfig, SinkConfigError> {
-        let cfg: WebhookConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let mut field = e.path().to_string();
-            if field == "." {
-                field.clear();
-            }
-            let message = e.inner().to_string();
-            // serde reports a missing field at its parent: name the field itself.
-            if let Some(missing) = message
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next())
-            {
-                field = join(&field, missing);
-            }
-            err(name, &field, message)
-        })?;
+        let cfg: WebhookConfig = crate::sink::parse_settings(name, value)?;
         cfg.check(name)?;
         Ok(cfg)
     }
@@ -298,14 +284,6 @@ pub(crate) fn err(sink: &str, field: &str, message: impl Into<String>) -> SinkCo
         sink: sink.to_owned(),
         field: field.to_owned(),
         message: message.into(),
-    }
-}
-
-fn join(parent: &str, child: &str) -> String {
-    if parent.is_empty() {
-        child.to_owned()
-    } else {
-        format!("{parent}.{child}")
     }
 }
 
