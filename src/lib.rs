@@ -14,6 +14,7 @@ pub mod route;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod spool;
 pub mod tail;
 
 pub use event::Event;

@@ -1,0 +1,235 @@
+//! The sink's end of a spool: hands out batches in spool order and takes
+//! them back as settled.
+//!
+//! Records are read from the segment files (the page cache, in practice)
+//! into a small buffer kept across calls, so a `next_batch` cancelled by a
+//! `select!` loses nothing. A batch covers a contiguous run of sequence
+//! numbers; the spool's `committed` mark moves past it only when it and
+//! every batch before it are settled.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::{self, Read1, SourceNames};
+use super::{Segment, Shared};
+use crate::sink::Outgoing;
+
+/// A run of spooled events handed to the sink.
+pub struct Batch {
+    pub items: Vec<Outgoing>,
+    first: u64,
+    shared: Arc<Shared>,
+}
+
+impl Batch {
+    /// Done with these events (delivered or dead-lettered): the spool may
+    /// forget them. A batch dropped without `settle` stays in the spool
+    /// and is sent again after a restart.
+    pub fn settle(self) {
+        self.shared.settle(self.first);
+    }
+}
+
+/// Reads one sink's spool.
+pub struct SpoolReader {
+    shared: Arc<Shared>,
+    /// The open segment: its first sequence number and the reader.
+    file: Option<(u64, BufReader<File>)>,
+    /// Sequence number of the next record in `file`.
+    file_seq: u64,
+    pending: VecDeque<(u64, Outgoing, usize)>,
+    pending_bytes: usize,
+    sources: SourceNames,
+}
+
+/// How much one `fill` reads at most while the state is unlocked.
+const READ_AHEAD: usize = 4096;
+
+impl SpoolReader {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        let file_seq = shared.lock().read;
+        SpoolReader {
+            shared,
+            file: None,
+            file_seq,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            sources: SourceNames::default(),
+        }
+    }
+
+    /// Writes the settled mark to disk now (at shutdown; otherwise it is
+    /// written at most every 100 ms as batches settle).
+    pub fn checkpoint(&self) {
+        let mut st = self.shared.lock();
+        self.shared.write_ack(&mut st);
+    }
+
+    /// The next batch: at most `max_events` events and about `max_bytes`,
+    /// waiting up to `max_wait` for it to fill once it has one event.
+    /// `None` when the writer has closed and everything was handed out.
+    pub async fn next_batch(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+        max_wait: Duration,
+    ) -> Option<Batch> {
+        let max_events = max_events.max(1);
+        let mut deadline = None;
+        loop {
+            let (flushed, closed) = self.fill(max_events);
+            let full = self.pending.len() >= max_events || self.pending_bytes >= max_bytes;
+            let waited = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            if !self.pending.is_empty() && (full || max_wait.is_zero() || waited) {
+                return Some(self.take(max_events, max_bytes));
+            }
+            if self.pending.is_empty() && closed && self.file_seq >= flushed {
+                return None;
+            }
+            let notified = self.shared.readable.notified();
+            if self.pending.is_empty() {
+                notified.await;
+            } else {
+                let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + max_wait);
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep_until(d) => {}
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, max_events: usize, max_bytes: usize) -> Batch {
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut end = 0;
+        while let Some(n) = self.pending.front().map(|p| p.2) {
+            if !items.is_empty() && (items.len() >= max_events || bytes + n > max_bytes) {
+                break;
+            }
+            let Some((seq, o, _)) = self.pending.pop_front() else {
+                break;
+            };
+            bytes += n;
+            self.pending_bytes -= n;
+            end = seq + 1;
+            items.push(o);
+        }
+        let mut st = self.shared.lock();
+        let first = st.read;
+        st.read = end.max(first);
+        let end = st.read;
+        st.outstanding.insert(first, end);
+        Batch {
+            items,
+            first,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Reads flushed records into `pending`; returns (flushed, closed).
+    fn fill(&mut self, want: usize) -> (u64, bool) {
+        let (flushed, closed, read) = {
+            let st = self.shared.lock();
+            (st.flushed, st.closed, st.read)
+        };
+        // drop_oldest may have moved the read mark past what we hold.
+        while self.pending.front().is_some_and(|(s, _, _)| *s < read) {
+            if let Some((_, _, n)) = self.pending.pop_front() {
+                self.pending_bytes -= n;
+            }
+        }
+        if self.file_seq < read {
+            self.file_seq = read;
+            self.file = None;
+        }
+        let mut budget = READ_AHEAD;
+        while self.pending.len() < want.max(READ_AHEAD / 4) && self.file_seq < flushed && budget > 0 {
+            budget -= 1;
+            let Some(seg) = self.segment_for(self.file_seq) else {
+                // Nothing left on disk for this number (a dropped segment).
+                self.file_seq = flushed;
+                self.file = None;
+                break;
+            };
+            if seg.first > self.file_seq {
+                self.file_seq = seg.first;
+                self.file = None;
+            }
+            if self.file_seq >= seg.end() && self.file_seq < flushed {
+                // Past this segment's last record: the next segment is newer.
+                self.file = None;
+                self.file_seq = seg.end().max(self.file_seq + 1);
+                continue;
+            }
+            if !self.open_at(&seg) {
+                self.skip_segment(&seg, "cannot open it");
+                continue;
+            }
+            let Some((_, r)) = self.file.as_mut() else {
+                break;
+            };
+            match record::read_one(r) {
+                Ok(Read1::Record(payload, n)) => {
+                    let seq = self.file_seq;
+                    self.file_seq += 1;
+                    match record::decode(&payload, &mut self.sources) {
+                        Some(o) => {
+                            self.pending_bytes += n;
+                            self.pending.push_back((seq, o, n));
+                        }
+                        None => {
+                            tracing::error!(dir = %self.shared.dir.display(), seq, "spool: a record of an unknown version was skipped")
+                        }
+                    }
+                }
+                Ok(Read1::End) => self.skip_segment(&seg, "it ends early"),
+                Ok(Read1::Bad(why)) => self.skip_segment(&seg, why),
+                Err(e) => {
+                    tracing::error!(dir = %self.shared.dir.display(), error = %e, "spool: read error");
+                    self.skip_segment(&seg, "read error");
+                }
+            }
+        }
+        (flushed, closed)
+    }
+
+    /// The segment holding `seq`, or the first one after it.
+    fn segment_for(&self, seq: u64) -> Option<Segment> {
+        let st = self.shared.lock();
+        st.segments.iter().find(|s| seq < s.end() || s.first > seq).cloned().or_else(|| {
+            st.segments.back().filter(|s| s.first <= seq).cloned()
+        })
+    }
+
+    /// Makes `file` the reader of `seg`, positioned at `file_seq`.
+    fn open_at(&mut self, seg: &Segment) -> bool {
+        if self.file.as_ref().is_some_and(|(f, _)| *f == seg.first) {
+            return true;
+        }
+        let Ok(file) = File::open(&seg.path) else {
+            return false;
+        };
+        let mut r = BufReader::with_capacity(256 << 10, file);
+        if r.seek(SeekFrom::Start(0)).is_err() {
+            return false;
+        }
+        for _ in seg.first..self.file_seq {
+            if !matches!(record::read_one(&mut r), Ok(Read1::Record(..))) {
+                return false;
+            }
+        }
+        self.file = Some((seg.first, r));
+        true
+    }
+
+    fn skip_segment(&mut self, seg: &Segment, why: &str) {
+        let lost = seg.end().saturating_sub(self.file_seq);
+        tracing::error!(file = %seg.path.display(), events = lost, "spool: cannot read the rest of this segment ({why}); skipped");
+        self.file = None;
+        self.file_seq = seg.end().max(self.file_seq + 1);
+    }
+}
