@@ -147,7 +147,8 @@ impl SpoolReader {
             self.file = None;
         }
         let mut budget = READ_AHEAD;
-        while self.pending.len() < want.max(READ_AHEAD / 4) && self.file_seq < flushed && budget > 0 {
+        while self.pending.len() < want.max(READ_AHEAD / 4) && self.file_seq < flushed && budget > 0
+        {
             budget -= 1;
             let Some(seg) = self.segment_for(self.file_seq) else {
                 // Nothing left on disk for this number (a dropped segment).
@@ -200,9 +201,11 @@ impl SpoolReader {
     /// The segment holding `seq`, or the first one after it.
     fn segment_for(&self, seq: u64) -> Option<Segment> {
         let st = self.shared.lock();
-        st.segments.iter().find(|s| seq < s.end() || s.first > seq).cloned().or_else(|| {
-            st.segments.back().filter(|s| s.first <= seq).cloned()
-        })
+        st.segments
+            .iter()
+            .find(|s| seq < s.end() || s.first > seq)
+            .cloned()
+            .or_else(|| st.segments.back().filter(|s| s.first <= seq).cloned())
     }
 
     /// Makes `file` the reader of `seg`, positioned at `file_seq`.

@@ -210,14 +210,14 @@ mod tests {
 
     #[test]
     fn torn_and_corrupt_records_are_recognised() {
-        let o = Outgoing::new(
-            Event::synthetic("t", json!({"n": 1}), Arc::from("s")),
-            "r",
-        );
+        let o = Outgoing::new(Event::synthetic("t", json!({"n": 1}), Arc::from("s")), "r");
         let mut buf = Vec::new();
         encode(&mut buf, &o, false);
         for cut in 1..buf.len() {
-            assert!(matches!(read_one(&mut &buf[..cut]).unwrap(), Read1::Bad(_)), "cut {cut}");
+            assert!(
+                matches!(read_one(&mut &buf[..cut]).unwrap(), Read1::Bad(_)),
+                "cut {cut}"
+            );
         }
         let mut flipped = buf.clone();
         let last = flipped.len() - 3;

@@ -13,7 +13,11 @@ use crate::sink::Outgoing;
 
 fn ev(n: usize) -> Outgoing {
     Outgoing::new(
-        Event::synthetic(format!("t/{n}"), json!({"n": n, "pad": "x".repeat(100)}), Arc::from("test")),
+        Event::synthetic(
+            format!("t/{n}"),
+            json!({"n": n, "pad": "x".repeat(100)}),
+            Arc::from("test"),
+        ),
         "r",
     )
 }
@@ -32,22 +36,34 @@ fn tags(b: &Batch) -> Vec<String> {
 }
 
 async fn next(r: &mut SpoolReader, n: usize) -> Batch {
-    tokio::time::timeout(Duration::from_secs(5), r.next_batch(n, usize::MAX, Duration::ZERO))
-        .await
-        .expect("a batch in time")
-        .expect("a batch")
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        r.next_batch(n, usize::MAX, Duration::ZERO),
+    )
+    .await
+    .expect("a batch in time")
+    .expect("a batch")
 }
 
 #[tokio::test]
 async fn events_come_out_in_order_across_segments_and_settled_segments_go() {
     let dir = tempfile::tempdir().unwrap();
     let stats = Arc::new(SinkStats::default());
-    let (mut w, mut r) = open(dir.path(), small(1 << 20, WhenFull::DropNewest), false, stats.clone()).unwrap();
+    let (mut w, mut r) = open(
+        dir.path(),
+        small(1 << 20, WhenFull::DropNewest),
+        false,
+        stats.clone(),
+    )
+    .unwrap();
     for i in 0..100 {
         w.append(&ev(i)).unwrap();
     }
     w.flush().unwrap();
-    assert!(segment::list(dir.path()).unwrap().len() > 5, "1 KiB segments roll");
+    assert!(
+        segment::list(dir.path()).unwrap().len() > 5,
+        "1 KiB segments roll"
+    );
     assert_eq!(stats.queued.load(Ordering::Relaxed), 100);
     let mut seen = Vec::new();
     while seen.len() < 100 {
@@ -58,14 +74,25 @@ async fn events_come_out_in_order_across_segments_and_settled_segments_go() {
     let want: Vec<String> = (0..100).map(|i| format!("t/{i}")).collect();
     assert_eq!(seen, want);
     assert_eq!(stats.queued.load(Ordering::Relaxed), 0);
-    assert_eq!(segment::list(dir.path()).unwrap().len(), 1, "only the segment being written is kept");
+    assert_eq!(
+        segment::list(dir.path()).unwrap().len(),
+        1,
+        "only the segment being written is kept"
+    );
+}
 
 #[tokio::test]
 async fn a_restart_resends_what_was_not_settled_with_the_same_keys() {
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<String> = (0..10).map(|i| ev(i).key).collect();
     {
-        let (mut w, mut r) = open(dir.path(), small(1 << 20, WhenFull::DropNewest), false, Arc::default()).unwrap();
+        let (mut w, mut r) = open(
+            dir.path(),
+            small(1 << 20, WhenFull::DropNewest),
+            false,
+            Arc::default(),
+        )
+        .unwrap();
         for i in 0..10 {
             w.append(&ev(i)).unwrap();
         }
@@ -74,17 +101,32 @@ async fn a_restart_resends_what_was_not_settled_with_the_same_keys() {
         let _in_flight = next(&mut r, 3).await; // never settled: as if killed mid-send
         r.checkpoint();
     }
-    let (_w, mut r) = open(dir.path(), small(1 << 20, WhenFull::DropNewest), false, Arc::default()).unwrap();
+    let (_w, mut r) = open(
+        dir.path(),
+        small(1 << 20, WhenFull::DropNewest),
+        false,
+        Arc::default(),
+    )
+    .unwrap();
     let b = next(&mut r, 100).await;
     let got: Vec<&str> = b.items.iter().map(|o| o.key.as_str()).collect();
-    assert_eq!(got, keys[4..].iter().map(|k| k.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        keys[4..].iter().map(|k| k.as_str()).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
 async fn a_torn_tail_is_cut_off_and_writing_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut w, _r) = open(dir.path(), small(1 << 20, WhenFull::DropNewest), false, Arc::default()).unwrap();
+        let (mut w, _r) = open(
+            dir.path(),
+            small(1 << 20, WhenFull::DropNewest),
+            false,
+            Arc::default(),
+        )
+        .unwrap();
         for i in 0..3 {
             w.append(&ev(i)).unwrap();
         }
@@ -94,21 +136,37 @@ async fn a_torn_tail_is_cut_off_and_writing_goes_on() {
     let mut bytes = std::fs::read(&last).unwrap();
     bytes.truncate(bytes.len() - 10);
     std::fs::write(&last, bytes).unwrap();
-    let (mut w, mut r) = open(dir.path(), small(1 << 20, WhenFull::DropNewest), false, Arc::default()).unwrap();
+    let (mut w, mut r) = open(
+        dir.path(),
+        small(1 << 20, WhenFull::DropNewest),
+        false,
+        Arc::default(),
+    )
+    .unwrap();
     w.append(&ev(3)).unwrap();
     w.flush().unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
         seen.extend(tags(&next(&mut r, 10).await));
     }
-    assert_eq!(seen, ["t/0", "t/1", "t/3"], "the torn t/2 is gone, the rest reads");
+    assert_eq!(
+        seen,
+        ["t/0", "t/1", "t/3"],
+        "the torn t/2 is gone, the rest reads"
+    );
 }
 
 #[tokio::test]
 async fn drop_newest_refuses_and_counts_at_the_bound() {
     let dir = tempfile::tempdir().unwrap();
     let stats = Arc::new(SinkStats::default());
-    let (mut w, mut r) = open(dir.path(), small(4096, WhenFull::DropNewest), false, stats.clone()).unwrap();
+    let (mut w, mut r) = open(
+        dir.path(),
+        small(4096, WhenFull::DropNewest),
+        false,
+        stats.clone(),
+    )
+    .unwrap();
     let mut ok = 0;
     for i in 0..100 {
         if w.append(&ev(i)).is_ok() {
@@ -125,7 +183,11 @@ async fn drop_newest_refuses_and_counts_at_the_bound() {
         b.settle();
     }
     assert_eq!(seen[0], "t/0", "the oldest are kept");
-    let du: u64 = segment::list(dir.path()).unwrap().iter().map(|(_, p)| std::fs::metadata(p).unwrap().len()).sum();
+    let du: u64 = segment::list(dir.path())
+        .unwrap()
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .sum();
     assert!(du <= 4096);
     w.append(&ev(1000)).unwrap();
 }
@@ -134,7 +196,13 @@ async fn drop_newest_refuses_and_counts_at_the_bound() {
 async fn drop_oldest_deletes_the_oldest_segment_and_counts_it() {
     let dir = tempfile::tempdir().unwrap();
     let stats = Arc::new(SinkStats::default());
-    let (mut w, mut r) = open(dir.path(), small(4096, WhenFull::DropOldest), false, stats.clone()).unwrap();
+    let (mut w, mut r) = open(
+        dir.path(),
+        small(4096, WhenFull::DropOldest),
+        false,
+        stats.clone(),
+    )
+    .unwrap();
     for i in 0..100 {
         w.append(&ev(i)).unwrap();
     }
@@ -147,7 +215,11 @@ async fn drop_oldest_deletes_the_oldest_segment_and_counts_it() {
         seen.extend(tags(&b));
         b.settle();
     }
-    assert_eq!(seen.len() as u64, 100 - dropped, "every event is either read or counted");
+    assert_eq!(
+        seen.len() as u64,
+        100 - dropped,
+        "every event is either read or counted"
+    );
     assert_ne!(seen[0], "t/0", "the oldest went");
 }
 
@@ -155,7 +227,9 @@ async fn drop_oldest_deletes_the_oldest_segment_and_counts_it() {
 async fn a_second_saltbridge_cannot_open_the_same_spool() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(dir.path(), SpoolSettings::default(), false, Arc::default()).unwrap();
-    let e = open(dir.path(), SpoolSettings::default(), false, Arc::default()).err().unwrap();
+    let e = open(dir.path(), SpoolSettings::default(), false, Arc::default())
+        .err()
+        .unwrap();
     assert!(matches!(e, SpoolError::Locked { .. }), "{e}");
     assert!(e.to_string().contains("in use by another saltbridge"));
 }

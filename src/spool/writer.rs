@@ -147,10 +147,7 @@ fn make_room(shared: &Shared, st: &mut State, n: u64) -> bool {
             break;
         };
         let unsent = s.end().saturating_sub(st.read.max(s.first));
-        shared
-            .stats
-            .overflowed
-            .fetch_add(unsent, Ordering::Relaxed);
+        shared.stats.overflowed.fetch_add(unsent, Ordering::Relaxed);
         if unsent > 0 {
             tracing::warn!(dir = %shared.dir.display(), events = unsent, "spool full: dropped its oldest segment (when_full: drop_oldest)");
         }
