@@ -173,7 +173,7 @@ async fn captures_to_webhooks_and_kafka_once_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_400_is_parked_and_sigterm_says_what_was_not_delivered() {
+async fn a_400_is_parked_and_what_sigterm_interrupts_is_sent_after_the_restart() {
     let receiver = Receiver::start().await;
     receiver.set_path_mode("/chat", Mode::status(400));
     let dir = tempfile::tempdir().unwrap();
@@ -243,10 +243,38 @@ async fn a_400_is_parked_and_sigterm_says_what_was_not_delivered() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
+    assert!(err.contains("left in the spool"), "{err}");
+    assert!(err.contains("sent at the next start"), "{err}");
+    let dead_after = std::fs::read_to_string(state.join("dead-letters.jsonl")).unwrap();
+    assert_eq!(dead_after, dead, "a stop dead-letters nothing");
+
+    // The receiver is back: the next start (on an empty capture) sends
+    // what the spool kept, then exits.
+    receiver.set_path_mode("/chat", Mode::ok());
+    receiver.clear();
+    let empty = dir.path().join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let out = run(vec![
+        "run".into(),
+        "-c".into(),
+        config.display().to_string(),
+        "-s".into(),
+        format!("capture:{}", empty.display()),
+        "--state-dir".into(),
+        state.display().to_string(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let chat: Vec<_> = receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/chat")
+        .collect();
+    assert_eq!(chat.len(), 1, "the interrupted event, once: {err}");
     assert!(
-        err.contains("not delivered because saltbridge stopped"),
-        "{err}"
+        chat[0].body_str().contains("exit 3") || chat[0].body_str().contains("retcode"),
+        "{}",
+        chat[0].body_str()
     );
-    let dead = std::fs::read_to_string(state.join("dead-letters.jsonl")).unwrap();
-    assert!(dead.contains("saltbridge stopped"), "{dead}");
 }

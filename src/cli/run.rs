@@ -1,8 +1,11 @@
 //! `saltbridge run -c routes.yaml`: the daemon. Source -> twins -> routes ->
 //! one queue and worker per sink.
 //!
+//! Every routed event is written to its sinks' spools (`<state-dir>/spool/
+//! <sink>/`) before anything is sent, so the bus reader never waits on a
+//! sink and a restart, even after `kill -9`, sends what was not delivered.
 //! SIGTERM or SIGINT stops the reading, gives in-flight deliveries
-//! `--shutdown-timeout` to finish, dead-letters what was not delivered, and
+//! `--shutdown-timeout` to finish and leaves the rest in the spools, and
 //! says so. With a `capture:` or `jsonl:` source, `run` stops at the end of
 //! the input once every delivery has settled (delivered or dead-lettered),
 //! and exits 0. SIGHUP or a change of the file reloads the routes.
@@ -32,7 +35,8 @@ pub struct RunArgs {
     /// Where to read events [default: the file's `source:`, else the master's socket].
     #[arg(long, short, value_name = "SPEC")]
     pub source: Option<SourceSpec>,
-    /// Directory for saltbridge's own files: the dead letters (`dead-letters.jsonl`).
+    /// Directory for saltbridge's own files: the spools (`spool/<sink>/`) and
+    /// the dead letters (`dead-letters.jsonl`).
     #[arg(
         long,
         value_name = "DIR",
@@ -72,20 +76,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut described = Vec::new();
     for b in sinks {
         described.push(format!("{} ({})", b.name, b.sink.kind()));
-        let (concurrency, batching) = (b.sink.concurrency(), b.sink.batching());
         let opts = delivery::WorkerOptions {
             settings: b.delivery,
-            concurrency,
-            batching,
+            concurrency: b.sink.concurrency(),
+            batching: b.sink.batching(),
             stop_deadline: args.shutdown_timeout,
+            keep_raw: b.sink.keeps_raw(),
         };
-        let h = delivery::start(
+        let spool_dir = spool_dir(&args.state_dir, &b.name);
+        let h = match delivery::start(
             &b.name,
             Arc::new(b.sink),
             opts,
+            &spool_dir,
             dead.clone(),
             sinks_stop.clone(),
-        );
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("saltbridge run: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let waiting = SinkStats::get(&h.queue.stats().queued);
+        if waiting > 0 {
+            tracing::info!(sink = %b.name, events = waiting, "sending what the spool kept from the last run");
+        }
+        h.queue.import_replayed();
         queues.insert(b.name.clone(), h.queue);
         tasks.push(h.task);
     }
@@ -106,6 +123,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(table, false);
     let stop = os_signal();
     tokio::pin!(stop);
+    let mut inbox = tokio::time::interval(Duration::from_secs(1));
+    inbox.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
         let deadline = pipeline.next_deadline();
         let outcomes = tokio::select! {
@@ -122,11 +141,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 pipeline.replace_table(new);
                 continue;
             }
+            _ = inbox.tick() => {
+                for q in queues.values() {
+                    q.import_replayed();
+                }
+                continue;
+            }
         };
         dispatch(outcomes, &queues);
+        // One write per burst: flush once the source has nothing waiting.
+        if src.events.is_empty() {
+            for q in queues.values() {
+                q.flush();
+            }
+        }
     };
     stop_source.trigger();
     dispatch(pipeline.flush(Instant::now()), &queues);
+    for q in queues.values() {
+        q.flush();
+    }
     if end == End::Stopped {
         tracing::info!(timeout = ?args.shutdown_timeout, "stopping: finishing in-flight deliveries");
         stop_sinks.trigger();
@@ -144,6 +178,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     report(&source_stats, &stats, &dead);
     drop(stop_sinks);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where sink `name` keeps its spool.
+pub fn spool_dir(state_dir: &std::path::Path, name: &str) -> PathBuf {
+    state_dir.join("spool").join(name)
 }
 
 /// Offers each routed event to its sinks' queues.
@@ -178,19 +217,25 @@ fn report(source: &SourceStats, sinks: &[(String, Arc<SinkStats>)], dead: &DeadL
         SourceStats::get(&source.dropped),
         SourceStats::get(&source.gaps)
     )];
-    let mut parked = 0;
+    let (mut parked, mut kept) = (0, 0);
     let mut sorted: Vec<&(String, Arc<SinkStats>)> = sinks.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, s) in sorted {
         parked += g(&s.dead_lettered);
+        kept += g(&s.not_delivered);
         lines.push(format!(
-            "  sink {name}: {} accepted, {} delivered, {} retries, {} dead-lettered ({} of them not delivered because saltbridge stopped), {} dropped on a full queue",
+            "  sink {name}: {} accepted, {} delivered, {} retries, {} dead-lettered, {} left in the spool, {} dropped on a full spool",
             g(&s.accepted),
             g(&s.delivered),
             g(&s.retries),
             g(&s.dead_lettered),
             g(&s.not_delivered),
             g(&s.overflowed)
+        ));
+    }
+    if kept > 0 {
+        lines.push(format!(
+            "  {kept} events stay in the spools and are sent at the next start"
         ));
     }
     if parked > 0 {

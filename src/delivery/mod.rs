@@ -1,15 +1,16 @@
 //! Delivery: the queue in front of each sink, and what happens when a send
 //! fails.
 //!
-//! Each sink gets its own bounded queue and its own worker. The router only
-//! *offers* events to a queue and never waits on it, so a slow or dead sink
-//! stalls neither the router nor the other sinks. What overflows a queue is
-//! counted and logged (a later release puts a disk spool there). The worker
-//! sends batches with a concurrency limit; a retryable failure is tried again
+//! Each sink gets its own spool on disk (`crate::spool`) and its own worker.
+//! The router appends events to a spool and never waits on the sink, so a
+//! slow or dead sink stalls neither the router nor the other sinks, and
+//! costs disk rather than data. The worker reads batches from the spool and
+//! sends them with a concurrency limit; a retryable failure is tried again
 //! with capped exponential backoff and full jitter (a server's Retry-After
-//! wins); a rejected batch, one that fails for longer than
-//! `retry.give_up_after`, and anything still queued when saltbridge is told
-//! to stop go to the dead-letter file. Nothing accepted is dropped silently.
+//! wins); a rejected batch and one that fails for longer than
+//! `retry.give_up_after` go to the dead-letter file. What is still spooled
+//! when saltbridge stops stays on disk and is sent after the next start.
+//! Nothing accepted is dropped silently.
 
 pub mod dead_letter;
 pub mod retry;
@@ -17,14 +18,14 @@ mod worker;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use crate::sink::{Outgoing, SendError};
+use crate::spool::{AppendError, SpoolSettings, SpoolWriter};
 pub use dead_letter::DeadLetters;
 pub use retry::RetryPolicy;
 pub use worker::{start, WorkerOptions};
@@ -34,29 +35,20 @@ pub trait Deliver: Send + Sync + 'static {
     fn send(&self, batch: &[Outgoing]) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
-/// Delivery settings every sink accepts beside its own (`queue`, `retry`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Delivery settings every sink accepts beside its own (`spool`, `retry`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliverySettings {
-    /// Events held in memory for this sink; beyond it they are dropped and counted.
-    pub queue: usize,
+    /// The sink's spool on disk: its bound, what is dropped at the bound, fsync.
+    pub spool: SpoolSettings,
     pub retry: RetryPolicy,
 }
 
-impl Default for DeliverySettings {
-    fn default() -> Self {
-        DeliverySettings {
-            queue: 100_000,
-            retry: RetryPolicy::default(),
-        }
-    }
-}
-
 /// Keys of a sink's settings that belong to delivery rather than the sink.
-pub const DELIVERY_KEYS: &[&str] = &["queue", "retry"];
+pub const DELIVERY_KEYS: &[&str] = &["spool", "retry"];
 
 impl DeliverySettings {
-    /// Takes `queue` and `retry` out of a sink's settings.
+    /// Takes `spool` and `retry` out of a sink's settings.
     pub fn split_from(sink_settings: &mut serde_json::Value) -> Result<DeliverySettings, String> {
         let mut mine = serde_json::Map::new();
         if let Some(obj) = sink_settings.as_object_mut() {
@@ -130,11 +122,10 @@ impl SinkStats {
     }
 }
 
-/// The router's end of a sink's queue.
-#[derive(Debug, Clone)]
+/// The router's end of a sink's spool.
 pub struct SinkQueue {
     name: Arc<str>,
-    tx: mpsc::Sender<Outgoing>,
+    writer: Mutex<Option<SpoolWriter>>,
     stats: Arc<SinkStats>,
 }
 
@@ -147,29 +138,59 @@ impl SinkQueue {
         &self.stats
     }
 
-    /// Hands `o` to the sink without waiting; false (counted, logged) when
-    /// the queue is full or the sink has stopped.
+    /// Spools `o` without waiting on the sink; false (counted, logged)
+    /// when the spool is full or cannot be written. Readable by the sink
+    /// after the next [`flush`](Self::flush).
     pub fn offer(&self, o: Outgoing) -> bool {
-        match self.tx.try_send(o) {
-            Ok(()) => {
-                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                true
-            }
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(w) = guard.as_mut() else {
+            return false;
+        };
+        match w.append(&o) {
+            Ok(()) => true,
             Err(e) => {
-                let n = self.stats.overflowed.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = match e {
+                    AppendError::Full { .. } => SinkStats::get(&self.stats.overflowed),
+                    AppendError::Io(_) => self.stats.overflowed.fetch_add(1, Ordering::Relaxed) + 1,
+                };
                 if n.is_power_of_two() {
-                    let why = match e {
-                        mpsc::error::TrySendError::Full(_) => {
-                            "its queue is full (the sink is slower than the bus or down)"
-                        }
-                        mpsc::error::TrySendError::Closed(_) => "it has stopped",
-                    };
-                    tracing::error!(sink = %self.name, dropped_total = n, "event not queued for sink: {why}");
+                    tracing::error!(sink = %self.name, dropped_total = n, "event not spooled for sink: {e}");
                 }
                 false
             }
         }
+    }
+
+    /// Hands what was offered since the last flush to the sink's worker.
+    pub fn flush(&self) {
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = guard.as_mut() {
+            if let Err(e) = w.flush() {
+                tracing::error!(sink = %self.name, error = %e, "cannot write the sink's spool");
+            }
+        }
+    }
+
+    /// Queues dead letters that `saltbridge dlq replay` left in the inbox.
+    pub fn import_replayed(&self) -> usize {
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_mut().map_or(0, crate::spool::inbox::import)
+    }
+
+    /// No more events: the worker finishes what is spooled, then ends.
+    pub fn close(&self) {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = w {
+            if let Err(e) = w.close() {
+                tracing::error!(sink = %self.name, error = %e, "cannot write the sink's spool");
+            }
+        }
+    }
+}
+
+impl Drop for SinkQueue {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

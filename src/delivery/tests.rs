@@ -1,5 +1,5 @@
 //! The delivery worker against a scripted sink: retries, Retry-After,
-//! rejects, giving up, batching, draining and stopping.
+//! rejects, giving up, batching, draining, stopping and restarting.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -51,7 +51,7 @@ fn retry(after: Option<u64>) -> Result<(), SendError> {
 
 fn settings(give_up_ms: u64) -> DeliverySettings {
     DeliverySettings {
-        queue: 100,
+        spool: Default::default(),
         retry: RetryPolicy {
             initial: Duration::from_millis(10),
             max: Duration::from_millis(50),
@@ -78,8 +78,17 @@ fn setup(sink: Scripted, give_up_ms: u64, batching: Option<Batching>) -> Setup {
         concurrency: 1,
         batching,
         stop_deadline: Duration::from_millis(500),
+        keep_raw: false,
     };
-    let handle = start("s", sink.clone(), opts, DeadLetters::new(&dead), stop);
+    let handle = start(
+        "s",
+        sink.clone(),
+        opts,
+        &dir.path().join("spool"),
+        DeadLetters::new(&dead),
+        stop,
+    )
+    .unwrap();
     Setup {
         sink,
         handle,
@@ -192,7 +201,7 @@ async fn batches_take_what_is_queued_up_to_the_bounds() {
 }
 
 #[tokio::test]
-async fn stop_dead_letters_what_was_not_delivered_and_says_so() {
+async fn stop_leaves_what_was_not_delivered_in_the_spool_for_the_next_start() {
     let s = Scripted {
         delay: Duration::from_millis(50),
         ..Default::default()
@@ -205,6 +214,7 @@ async fn stop_dead_letters_what_was_not_delivered_and_says_so() {
     for n in 0..5 {
         t.handle.queue.offer(ev(n));
     }
+    t.handle.queue.flush();
     let stats = t.handle.queue.stats().clone();
     tokio::time::sleep(Duration::from_millis(200)).await;
     t.signal.trigger();
@@ -212,17 +222,52 @@ async fn stop_dead_letters_what_was_not_delivered_and_says_so() {
         .await
         .unwrap()
         .unwrap();
-    let dead = dead_lines(&t.dead);
-    assert_eq!(dead.len(), 5, "every accepted event is accounted for");
-    assert_eq!(SinkStats::get(&stats.not_delivered), 5);
-    assert!(dead
+    drop(t.handle.queue);
+    assert!(
+        dead_lines(&t.dead).is_empty(),
+        "nothing is dead-lettered on stop"
+    );
+    assert_eq!(
+        SinkStats::get(&stats.not_delivered),
+        5,
+        "all 5 are left in the spool"
+    );
+    assert_eq!(SinkStats::get(&stats.delivered), 0);
+
+    // The next start sends them, in order, with their keys.
+    let again = Arc::new(Scripted::default());
+    let (_signal, stop) = ShutdownSignal::new();
+    let opts = WorkerOptions {
+        settings: settings(10_000),
+        concurrency: 1,
+        batching: None,
+        stop_deadline: Duration::from_millis(500),
+        keep_raw: false,
+    };
+    let h = start(
+        "s",
+        again.clone(),
+        opts,
+        &t._dir.path().join("spool"),
+        DeadLetters::new(&t.dead),
+        stop,
+    )
+    .unwrap();
+    assert_eq!(SinkStats::get(&h.queue.stats().queued), 5);
+    drop(h.queue);
+    h.task.await.unwrap();
+    let tags: Vec<String> = again
+        .sent
+        .lock()
+        .unwrap()
         .iter()
-        .all(|d| d["error"].as_str().unwrap().contains("stopped")));
-    assert_eq!(stats.queued.load(Ordering::Relaxed), 0);
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(tags, ["t/0", "t/1", "t/2", "t/3", "t/4"]);
 }
 
 #[tokio::test]
-async fn a_full_queue_counts_what_it_drops() {
+async fn a_full_spool_counts_what_it_drops() {
     let s = Scripted {
         delay: Duration::from_millis(200),
         ..Default::default()
@@ -230,24 +275,27 @@ async fn a_full_queue_counts_what_it_drops() {
     let dir = tempfile::tempdir().unwrap();
     let (_signal, stop) = ShutdownSignal::new();
     let mut st = settings(10_000);
-    st.queue = 2;
+    st.spool.max_bytes = 2048;
     let opts = WorkerOptions {
         settings: st,
         concurrency: 1,
         batching: None,
         stop_deadline: Duration::from_secs(1),
+        keep_raw: false,
     };
     let h = start(
         "s",
         Arc::new(s),
         opts,
+        dir.path(),
         DeadLetters::new(dir.path().join("d")),
         stop,
-    );
-    let accepted = (0..10).filter(|n| h.queue.offer(ev(*n))).count();
-    assert!(accepted < 10);
+    )
+    .unwrap();
+    let accepted = (0..100).filter(|n| h.queue.offer(ev(*n))).count();
+    assert!(accepted < 100 && accepted > 0, "{accepted}");
     assert_eq!(
         SinkStats::get(&h.queue.stats().overflowed),
-        10 - accepted as u64
+        100 - accepted as u64
     );
 }

@@ -150,6 +150,15 @@ impl Sink {
         }
     }
 
+    /// Whether the sink sends Salt's own msgpack bytes, which the spool
+    /// must then keep (a Kafka sink with `payload: msgpack`).
+    pub fn keeps_raw(&self) -> bool {
+        match self {
+            Sink::Webhook(_) => false,
+            Sink::Kafka(k) => k.config().is_msgpack(),
+        }
+    }
+
     /// How many sends may run at once: a webhook's `concurrency`; one for
     /// Kafka, whose batches keep per-key order.
     pub fn concurrency(&self) -> usize {
