@@ -31,6 +31,8 @@ enum Command {
     Explain(cli::explain::ExplainArgs),
     /// Run route unit tests: given events, the sinks they must reach.
     Test(cli::route_test::TestArgs),
+    /// List, show and replay dead letters (events a sink would not take).
+    Dlq(cli::dlq::DlqArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => Ok(cli::validate::run(args)),
         Command::Explain(args) => runtime.block_on(cli::explain::run(args)),
         Command::Test(args) => Ok(cli::route_test::run(args)),
+        Command::Dlq(args) => cli::dlq::run(args),
     };
     match result {
         Ok(code) => code,

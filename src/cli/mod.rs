@@ -1,6 +1,7 @@
 //! The commands, one file each; `main.rs` parses the command line and
 //! calls them.
 
+pub mod dlq;
 pub mod explain;
 pub mod route_test;
 pub mod run;

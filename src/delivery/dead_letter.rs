@@ -82,3 +82,79 @@ impl DeadLetters {
         file.flush()
     }
 }
+
+/// One dead letter as `saltbridge dlq` reads it back.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its line number in the file (from 1): stable, since the file is only appended to.
+    pub id: u64,
+    pub time: Option<SystemTime>,
+    pub sink: String,
+    pub route: String,
+    pub status: Option<u64>,
+    pub error: String,
+    pub tag: String,
+    /// The line as written.
+    pub line: String,
+    /// Already put back into its sink's spool by `dlq replay`.
+    pub replayed: bool,
+}
+
+/// The file beside `dead` that records which ids were replayed.
+pub fn replayed_path(dead: &Path) -> PathBuf {
+    dead.with_extension("replayed")
+}
+
+/// Reads every dead letter; a line that cannot be parsed is reported in
+/// the second list (by line number) rather than hidden.
+pub fn read_all(dead: &Path) -> std::io::Result<(Vec<Entry>, Vec<u64>)> {
+    let text = match std::fs::read_to_string(dead) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let replayed: std::collections::HashSet<u64> = std::fs::read_to_string(replayed_path(dead))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let (mut entries, mut bad) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        let id = i as u64 + 1;
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            bad.push(id);
+            continue;
+        };
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+        entries.push(Entry {
+            id,
+            time: v
+                .get("time")
+                .and_then(|t| t.as_str())
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok()),
+            sink: s("sink"),
+            route: s("route"),
+            status: v.get("status").and_then(|x| x.as_u64()),
+            error: s("error"),
+            tag: v
+                .pointer("/event/tag")
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_owned(),
+            line: line.to_owned(),
+            replayed: replayed.contains(&id),
+        });
+    }
+    Ok((entries, bad))
+}
+
+/// Records that `ids` were replayed.
+pub fn mark_replayed(dead: &Path, ids: &[u64]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(replayed_path(dead))?;
+    let text: String = ids.iter().map(|i| format!("{i}\n")).collect();
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
