@@ -2,7 +2,6 @@
 //! rejects, giving up, batching, draining, stopping and restarting.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

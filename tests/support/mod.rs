@@ -6,3 +6,5 @@ pub mod http_receiver;
 pub mod salt_sandbox;
 
 pub mod tansu;
+
+pub mod bus_feed;
