@@ -88,3 +88,37 @@ fn every_command_is_in_the_readme() {
         );
     }
 }
+
+/// The fields a sink's delivery settings accept, as serde lists them.
+fn delivery_fields(section: &str) -> Vec<String> {
+    let mut v = serde_json::json!({ section: {"zzz": 1} });
+    let err = saltbridge::delivery::DeliverySettings::split_from(&mut v).unwrap_err();
+    let list = err
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no field list in: {err}"));
+    list.split(", ")
+        .map(|f| f.trim_matches('`').trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_spool_and_retry_field_is_documented() {
+    let doc = read("docs/durability.md");
+    let fields: Vec<String> = ["spool", "retry"]
+        .iter()
+        .flat_map(|s| delivery_fields(s))
+        .collect();
+    assert!(fields.len() >= 7, "{fields:?}");
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !doc.contains(&format!("| `{f}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "undocumented in docs/durability.md: {missing:?}"
+    );
+    for cmd in ["dlq list", "dlq show", "dlq replay"] {
+        assert!(doc.contains(&format!("saltbridge {cmd}")), "{cmd}");
+    }
+}
