@@ -103,6 +103,13 @@ fn explain_json_on_real_captures() {
                 &["pipeline", "chat"]
             ),
             line(
+                "saltbridge/job/20261126135807141393/summary",
+                None,
+                None,
+                &["failed-job-summaries-to-chat"],
+                &["chat"]
+            ),
+            line(
                 "test.fail_without_changes",
                 Some("state_failure"),
                 None,
@@ -149,6 +156,13 @@ fn explain_json_on_real_captures() {
                 &["job-returns-to-kafka"],
                 &["pipeline"]
             ),
+            line(
+                "saltbridge/job/20261126135712226574/summary",
+                None,
+                None,
+                &[],
+                &[]
+            ),
         ]
     );
     let startup = explain_json("3008.4/00_startup.bin");
@@ -183,6 +197,7 @@ fn explain_json_on_real_captures() {
                 &["job-returns-to-kafka"],
                 &["pipeline"]
             ),
+            line(&format!("saltbridge/job/{j}/summary"), None, None, &[], &[]),
         ]
     );
 }

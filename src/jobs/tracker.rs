@@ -17,7 +17,7 @@ use crate::event::Event;
 /// What a `find_job` poll last said about a minion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FindJob {
-    /// Asked, no answer (yet).
+    /// Asked, never answered.
     NoAnswer,
     /// Answered with the job's data: still running it.
     Running,
@@ -132,8 +132,9 @@ impl JobTracker {
                 };
                 job.find_job_polls += 1;
                 for id in minions {
+                    // The last answer stands until a new one comes.
                     if let Some(m) = job.minions.get_mut(id) {
-                        if m.ret.is_none() {
+                        if m.ret.is_none() && m.find_job.is_none() {
                             m.find_job = Some(FindJob::NoAnswer);
                         }
                     }
