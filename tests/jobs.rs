@@ -341,3 +341,20 @@ fn jobs_enabled_false_emits_nothing() {
     );
     assert!(summaries(&out).is_empty());
 }
+
+#[test]
+fn the_summary_in_docs_jobs_md_is_the_real_one() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/jobs.md"),
+    )
+    .unwrap();
+    let example = doc
+        .split("## The summary event")
+        .nth(1)
+        .and_then(|s| s.split("```json\n").nth(1))
+        .and_then(|s| s.split("\n```").next())
+        .unwrap();
+    let documented: Value = serde_json::from_str(example).unwrap();
+    let (real, _) = only_summary("3008.4/c3_state_sls_failing.bin", End::Flush);
+    assert_eq!(documented, real);
+}

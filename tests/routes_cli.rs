@@ -29,7 +29,7 @@ fn validate_says_ok_or_exits_78_with_located_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 routes, 3 sinks)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (4 routes, 3 sinks)"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("routes.yaml");
