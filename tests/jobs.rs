@@ -344,10 +344,8 @@ fn jobs_enabled_false_emits_nothing() {
 
 #[test]
 fn the_summary_in_docs_jobs_md_is_the_real_one() {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/jobs.md"),
-    )
-    .unwrap();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/jobs.md"))
+        .unwrap();
     let example = doc
         .split("## The summary event")
         .nth(1)
