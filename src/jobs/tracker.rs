@@ -52,6 +52,8 @@ pub(super) struct Job {
     /// A runner job's return.
     pub runner_ret: Option<ReturnDigest>,
     pub find_job_polls: u32,
+    /// Expected minions that have neither returned nor are missing.
+    pending: usize,
     seq: u64,
     deadline: Instant,
 }
@@ -59,7 +61,48 @@ pub(super) struct Job {
 impl Job {
     /// Every minion expected to return has.
     fn all_returned(&self) -> bool {
-        self.minions.values().all(|m| m.missing || m.ret.is_some())
+        self.pending == 0
+    }
+
+    /// The minion `id`, added as expected (not yet returned) if it is new.
+    fn expect(&mut self, id: &str) -> &mut MinionState {
+        if !self.minions.contains_key(id) {
+            self.pending += 1;
+        }
+        self.minions.entry(id.to_owned()).or_default()
+    }
+
+    /// Records minion `id`'s return, unless it already returned.
+    fn record_return(&mut self, id: &str, digest: impl FnOnce() -> ReturnDigest) {
+        match self.minions.get_mut(id) {
+            Some(m) if m.ret.is_some() => {}
+            Some(m) => {
+                if !m.missing {
+                    self.pending -= 1;
+                }
+                m.ret = Some(digest());
+            }
+            // Not targeted, yet it returned (a syndic's minion): counted, never awaited.
+            None => {
+                let m = MinionState {
+                    ret: Some(digest()),
+                    ..MinionState::default()
+                };
+                self.minions.insert(id.to_owned(), m);
+            }
+        }
+    }
+
+    /// Marks minion `id` as known absent: it is not awaited.
+    fn set_missing(&mut self, id: &str) {
+        let was_expected = self.minions.contains_key(id);
+        let m = self.minions.entry(id.to_owned()).or_default();
+        if !m.missing && m.ret.is_none() {
+            m.missing = true;
+            if was_expected {
+                self.pending -= 1;
+            }
+        }
     }
 }
 
@@ -117,10 +160,9 @@ impl JobTracker {
                 let Some(job) = self.jobs.get_mut(jid.as_str()) else {
                     return out;
                 };
-                let m = job.minions.entry(id.to_owned()).or_default();
-                if m.ret.is_none() {
-                    m.ret = Some(ReturnDigest::of(data, &job.fun));
-                }
+                let fun = std::mem::take(&mut job.fun);
+                job.record_return(id, || ReturnDigest::of(data, &fun));
+                job.fun = fun;
                 if job.all_returned() {
                     out.push(self.close(&jid, Closed::Returned));
                 }
@@ -153,7 +195,7 @@ impl JobTracker {
                     return out;
                 };
                 // Salt's CLI adds a minion that says it runs the job.
-                let m = job.minions.entry(id.to_owned()).or_default();
+                let m = job.expect(id);
                 if m.ret.is_none() {
                     m.find_job = Some(if running {
                         FindJob::Running
@@ -275,11 +317,10 @@ impl JobTracker {
             }
         }
         for id in strings(data.get("minions")) {
-            job.minions.entry(id.to_owned()).or_default();
+            job.expect(id);
         }
         for id in strings(data.get("missing")) {
-            let m = job.minions.entry(id.to_owned()).or_default();
-            m.missing = m.ret.is_none();
+            job.set_missing(id);
         }
         if job.all_returned() {
             // Nothing to wait for (no minion matched, or all are missing).
@@ -331,6 +372,7 @@ impl JobTracker {
             minions: BTreeMap::new(),
             runner_ret: None,
             find_job_polls: 0,
+            pending: 0,
             seq,
             deadline,
         };
