@@ -178,7 +178,7 @@ impl<'de> Deserialize<'de> for FunWaits {
                 Ok(FunWaits(items))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_any(V)
     }
 }
 
