@@ -223,6 +223,11 @@ fn explain_text_says_why() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("twins dropped: bare_jid_new=0"), "{err}");
+    assert!(err.contains("job summaries: 1 (0 incomplete)"), "{err}");
+    assert!(
+        text.contains("saltbridge/job/") && text.contains("route failed-job-summaries-to-chat"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -236,7 +241,7 @@ fn route_unit_tests_pass_and_fail_with_a_diff() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("7 cases, 7 passed, 0 failed"), "{text}");
+    assert!(text.contains("9 cases, 9 passed, 0 failed"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases.yaml");
