@@ -266,3 +266,18 @@ fn stamps_of_every_release_parse() {
     assert_eq!(a, b);
     assert!(parse_stamp("not a time").is_none());
 }
+
+#[test]
+fn a_find_job_answer_adds_a_minion_only_when_it_runs_the_job() {
+    let mut t = tracker();
+    let t0 = Instant::now();
+    t.push(&new("1", "cmd.run", &["a"]), t0);
+    t.push(&find_job_ret("2", "1", "stranger", false), t0 + S(5));
+    t.push(&find_job_ret("2", "1", "late", true), t0 + S(5));
+    let out = t.push(&ret("1", "a", 0), t0 + S(6));
+    assert!(out.is_empty(), "`late` said it runs the job: it is awaited");
+    let out = t.push(&ret("1", "late", 0), t0 + S(7));
+    let d = out[0].data();
+    assert_eq!(d["counts"]["targeted"], 2);
+    assert_eq!(d["minions"].get("stranger"), None);
+}

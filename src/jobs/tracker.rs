@@ -194,7 +194,11 @@ impl JobTracker {
                 let Some(job) = self.jobs.get_mut(target.as_str()) else {
                     return out;
                 };
-                // Salt's CLI adds a minion that says it runs the job.
+                // Salt's CLI adds a minion that says it runs the job; one
+                // that was not targeted and does not run it is no concern.
+                if !running && !job.minions.contains_key(id) {
+                    return out;
+                }
                 let m = job.expect(id);
                 if m.ret.is_none() {
                     m.find_job = Some(if running {
