@@ -188,7 +188,6 @@ impl JobTracker {
                 target,
                 id,
                 running,
-                ..
             } => {
                 let until = later(now, self.cfg.running_grace());
                 let Some(job) = self.jobs.get_mut(target.as_str()) else {
