@@ -1,14 +1,20 @@
-//! The in-process chain of the deciding stages: twins -> routes.
+//! The in-process chain of the deciding stages: twins -> job tracker -> routes.
 //!
-//! `explain` and `test` drive it event by event; it holds no I/O. A hot
-//! reload swaps the route table between two events, never during one.
+//! `run`, `explain` and `test` drive it event by event; it holds no I/O. A
+//! hot reload swaps the route table between two events, never during one.
+//! Every event that passes the twin filter is shown to the job tracker
+//! before routing (so the tracker sees the `saltutil.find_job` polls that
+//! `drop.find_job` keeps from the routes), and the job summaries it emits
+//! are routed right after the event that completed them, like any event.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::dedup::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
 use crate::event::Event;
-use crate::route::config::TwinsConfig;
+use crate::jobs::{JobConfig, JobTracker};
+use crate::route::config::{JobsConfig, TwinsConfig};
+use crate::route::Fnmatch;
 use crate::route::{RouteTable, Routing};
 
 /// What became of one event.
@@ -20,13 +26,14 @@ pub enum Outcome {
         kind: TwinKind,
         twin_of: String,
     },
-    /// Passed the twin filter and was routed.
+    /// Passed the twin filter (or is a job summary) and was routed.
     Routed { event: Event, routing: Routing },
 }
 
-/// Twin filter, then route table.
+/// Twin filter, then job tracker, then route table.
 pub struct Pipeline {
     twins: TwinFilter,
+    jobs: JobTracker,
     table: RouteTable,
     explain: bool,
 }
@@ -52,11 +59,28 @@ pub fn twin_config(c: &TwinsConfig) -> TwinConfig {
     }
 }
 
+/// The job tracker's settings from a routes file's `jobs:`.
+pub fn job_config(c: &JobsConfig) -> JobConfig {
+    JobConfig {
+        enabled: c.enabled,
+        timeout: c.timeout,
+        gather_job_timeout: c.gather_job_timeout,
+        waits: c
+            .wait
+            .0
+            .iter()
+            .map(|(glob, wait)| (Fnmatch::new(glob), *wait))
+            .collect(),
+        max_jobs: c.max_jobs.get(),
+    }
+}
+
 impl Pipeline {
     /// `explain` makes routing record which pattern and predicates matched.
     pub fn new(table: RouteTable, explain: bool) -> Self {
         Pipeline {
             twins: TwinFilter::new(twin_config(table.twins())),
+            jobs: JobTracker::new(job_config(table.jobs())),
             table,
             explain,
         }
@@ -68,26 +92,43 @@ impl Pipeline {
         self.route_all(verdicts, now)
     }
 
-    /// Releases legacy events whose twin did not come in time.
+    /// Releases legacy events whose twin did not come in time, and
+    /// summarises the jobs whose deadline passed.
     pub fn tick(&mut self, now: Instant) -> Vec<Outcome> {
         let verdicts = self.twins.tick(now);
-        self.route_all(verdicts, now)
+        let mut out = self.route_all(verdicts, now);
+        let summaries = self.jobs.tick(now);
+        self.route_summaries(summaries, now, &mut out);
+        out
     }
 
     /// When [`tick`](Self::tick) next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.twins.next_deadline()
+        match (self.twins.next_deadline(), self.jobs.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// End of input: releases everything held.
+    /// End of input or shutdown: releases everything held, and summarises
+    /// the jobs still open, marked incomplete.
     pub fn flush(&mut self, now: Instant) -> Vec<Outcome> {
         let verdicts = self.twins.flush();
-        self.route_all(verdicts, now)
+        let mut out = self.route_all(verdicts, now);
+        let summaries = self.jobs.flush();
+        self.route_summaries(summaries, now, &mut out);
+        out
     }
 
-    /// Swaps in a reloaded route table; the twin filter keeps its state.
+    /// Swaps in a reloaded route table; the twin filter and the open jobs
+    /// keep their state, new jobs get the new `jobs:` settings.
     pub fn replace_table(&mut self, table: RouteTable) {
+        self.jobs.reconfigure(job_config(table.jobs()));
         self.table = table;
+    }
+
+    pub fn job_tracker(&self) -> &JobTracker {
+        &self.jobs
     }
 
     pub fn table(&self) -> &RouteTable {
@@ -99,23 +140,33 @@ impl Pipeline {
     }
 
     fn route_all(&mut self, verdicts: Vec<TwinVerdict>, now: Instant) -> Vec<Outcome> {
-        verdicts
-            .into_iter()
-            .map(|v| match v {
+        let mut out = Vec::with_capacity(verdicts.len());
+        for v in verdicts {
+            match v {
                 TwinVerdict::Pass(event) => {
+                    let summaries = self.jobs.push(&event, now);
                     let routing = self.table.route(&event, now, self.explain);
-                    Outcome::Routed { event, routing }
+                    out.push(Outcome::Routed { event, routing });
+                    self.route_summaries(summaries, now, &mut out);
                 }
                 TwinVerdict::Dropped {
                     event,
                     kind,
                     twin_of,
-                } => Outcome::Twin {
+                } => out.push(Outcome::Twin {
                     event,
                     kind,
                     twin_of,
-                },
-            })
-            .collect()
+                }),
+            }
+        }
+        out
+    }
+
+    fn route_summaries(&mut self, summaries: Vec<Event>, now: Instant, out: &mut Vec<Outcome>) {
+        for event in summaries {
+            let routing = self.table.route(&event, now, self.explain);
+            out.push(Outcome::Routed { event, routing });
+        }
     }
 }

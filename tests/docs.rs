@@ -36,6 +36,7 @@ fn every_routes_field_is_documented() {
         "zzz: 1\n",
         "twins: {zzz: 1}\n",
         "drop: {zzz: 1}\n",
+        "jobs: {zzz: 1}\n",
         "routes:\n  - name: a\n    zzz: 1\n",
         "routes:\n  - name: a\n    match: {zzz: 1}\n",
         "routes:\n  - name: a\n    dedup: {key: k, zzz: 1}\n",

@@ -29,7 +29,7 @@ fn validate_says_ok_or_exits_78_with_located_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 routes, 3 sinks)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (4 routes, 3 sinks)"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("routes.yaml");
@@ -103,6 +103,13 @@ fn explain_json_on_real_captures() {
                 &["pipeline", "chat"]
             ),
             line(
+                "saltbridge/job/20261126135807141393/summary",
+                None,
+                None,
+                &["failed-job-summaries-to-chat"],
+                &["chat"]
+            ),
+            line(
                 "test.fail_without_changes",
                 Some("state_failure"),
                 None,
@@ -149,6 +156,13 @@ fn explain_json_on_real_captures() {
                 &["job-returns-to-kafka"],
                 &["pipeline"]
             ),
+            line(
+                "saltbridge/job/20261126135712226574/summary",
+                None,
+                None,
+                &[],
+                &[]
+            ),
         ]
     );
     let startup = explain_json("3008.4/00_startup.bin");
@@ -183,6 +197,7 @@ fn explain_json_on_real_captures() {
                 &["job-returns-to-kafka"],
                 &["pipeline"]
             ),
+            line(&format!("saltbridge/job/{j}/summary"), None, None, &[], &[]),
         ]
     );
 }
@@ -208,6 +223,11 @@ fn explain_text_says_why() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("twins dropped: bare_jid_new=0"), "{err}");
+    assert!(err.contains("job summaries: 1 (0 incomplete)"), "{err}");
+    assert!(
+        text.contains("saltbridge/job/") && text.contains("route failed-job-summaries-to-chat"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -221,7 +241,7 @@ fn route_unit_tests_pass_and_fail_with_a_diff() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("7 cases, 7 passed, 0 failed"), "{text}");
+    assert!(text.contains("9 cases, 9 passed, 0 failed"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases.yaml");

@@ -48,6 +48,13 @@ const BROKEN: &[(&str, &str, u64, &str, &str)] = &[
     ("bad source", "source: http://master\n", 1, "source", "expected ipc:PATH"),
     ("sink not a map", "sinks:\n  chat: http://x\n", 2, "sinks.chat", "map"),
     ("yaml syntax", "routes: [\n", 1, "", "unclosed"),
+    ("unknown jobs field", "jobs:\n  timout: 5s\n", 2, "jobs.timout", "did you mean `timeout`"),
+    ("zero jobs timeout", "jobs:\n  timeout: 0s\n", 2, "jobs.timeout", "longer than 0s"),
+    ("bad gather_job_timeout", "jobs:\n  gather_job_timeout: ten\n", 2, "jobs.gather_job_timeout", "duration"),
+    ("zero max_jobs", "jobs:\n  max_jobs: 0\n", 2, "jobs.max_jobs", "nonzero"),
+    ("zero per-function wait", "jobs:\n  wait:\n    'state.*': 0s\n", 3, "jobs.wait", "longer than 0s"),
+    ("bad per-function wait", "jobs:\n  wait:\n    'state.*': soon\n", 3, "jobs.wait", "duration"),
+    ("wait not a map", "jobs:\n  wait: [state.apply]\n", 2, "jobs.wait", "a map from a glob"),
 ];
 
 #[test]

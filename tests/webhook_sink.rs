@@ -70,7 +70,9 @@ fn summary_event() -> Outgoing {
         "user": "root",
         "minions": {
             "web-01": {"returned": true, "success": true, "retcode": 0},
-            "web-02": {"returned": true, "success": false, "retcode": 2},
+            "web-02": {"returned": true, "success": false, "retcode": 2,
+                       "failed_states": [{"id": "bad_state", "function": "test.fail_without_changes",
+                                          "name": "bad_state", "comment": "Failure!"}]},
             "web-03": {"returned": false, "success": null, "retcode": null}
         },
         "counts": {"returned": 2, "succeeded": 1, "failed": 1, "did_not_return": 1}
@@ -493,6 +495,9 @@ async fn presets_on_a_job_summary() {
             "retcode 2",
             "Did not return (1)",
             "web-03",
+            "Failed states (1)",
+            "bad_state",
+            "on web-02: test.fail_without_changes: Failure!",
         ] {
             assert!(text.contains(want), "{preset}: no {want:?} in {text}");
         }
@@ -500,6 +505,57 @@ async fn presets_on_a_job_summary() {
             !text.contains("web-01"),
             "{preset}: succeeded minions are only counted"
         );
+    }
+}
+
+/// The summary the pipeline makes of a capture, after its last event.
+fn summary_of_capture(file: &str, route: &str) -> Outgoing {
+    use saltbridge::pipeline::{Outcome, Pipeline};
+    let bytes = std::fs::read(root().join("tests/fixtures/3008.4").join(file)).unwrap();
+    let table = saltbridge::route::load_str(Path::new("r.yaml"), "", |_| None).unwrap();
+    let mut p = Pipeline::new(table, false);
+    let now = std::time::Instant::now();
+    let mut outcomes = Vec::new();
+    for d in saltbridge::decode::decode_all(&bytes, Arc::from("capture:test")) {
+        if let saltbridge::decode::Decoded::Event(e) = d {
+            outcomes.extend(p.push(e, now));
+        }
+    }
+    outcomes.extend(p.flush(now));
+    let summary = outcomes
+        .into_iter()
+        .find_map(|o| match o {
+            Outcome::Routed { event, .. } if event.tag().ends_with("/summary") => Some(event),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no summary of {file}"));
+    Outgoing::new(summary, route)
+}
+
+#[tokio::test]
+async fn presets_on_summaries_made_from_real_captures() {
+    let state = summary_of_capture("c3_state_sls_failing.bin", "failed-job-summaries-to-chat");
+    let down = summary_of_capture("e_minion_down.bin", "failed-job-summaries-to-chat");
+    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+        let text = all_text(&preset_body(preset, state.clone()).await);
+        for want in [
+            "state.sls on *: 1 of 1 minion failed",
+            "Failed (1)",
+            "lab-minion",
+            "Failed states (1)",
+            "on lab-minion: test.fail_without_changes: Failure!",
+        ] {
+            assert!(text.contains(want), "{preset}: no {want:?} in {text}");
+        }
+        // The input ended before the job's deadline: the message says so.
+        let text = all_text(&preset_body(preset, down.clone()).await);
+        for want in [
+            "test.ping on *: 1 of 1 minion did not return",
+            "Did not return (1)",
+            "incomplete",
+        ] {
+            assert!(text.contains(want), "{preset}: no {want:?} in {text}");
+        }
     }
 }
 

@@ -95,6 +95,8 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
     }
+    // Jobs still open at the end of the input are summarised, incomplete.
+    let incomplete = pipeline.job_tracker().open_jobs();
     for o in pipeline.flush(Instant::now()) {
         print(&mut out, &o, args.format, color, &mut tally)?;
     }
@@ -116,12 +118,13 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         .map(|(k, n)| format!("{k}={n}"))
         .collect();
     eprintln!(
-        "explain: {} events; twins dropped: {}; dropped by presets/dedup: {}; matched: {}; unmatched: {}",
+        "explain: {} events; twins dropped: {}; dropped by presets/dedup: {}; matched: {}; unmatched: {}; job summaries: {} ({incomplete} incomplete)",
         tally.events,
         twins.join(" "),
         if dropped.is_empty() { "none".into() } else { dropped.join(" ") },
         if routes.is_empty() { "none".into() } else { routes.join(" ") },
-        tally.unmatched
+        tally.unmatched,
+        pipeline.job_tracker().summarised(),
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,9 @@ pub struct RoutesFile {
     /// Presets that drop Salt's internal noise before routing.
     #[serde(default)]
     pub drop: DropConfig,
+    /// The job tracker: one summary event per job.
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// Named sinks. Their own fields are checked by the sinks; here, names.
     #[serde(default)]
     pub sinks: BTreeMap<String, Spanned<serde_json::Value>>,
@@ -105,6 +108,87 @@ impl Default for DropConfig {
             minion_refresh: false,
         }
     }
+}
+
+/// The job tracker's settings (see `jobs`). Salt's names and defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Track jobs and emit `saltbridge/job/<jid>/summary` (default on).
+    pub enabled: bool,
+    /// The master's `timeout`: how long the CLI waits before polling.
+    #[serde(deserialize_with = "positive_duration")]
+    pub timeout: Duration,
+    /// The master's `gather_job_timeout`: how long a `find_job` poll is awaited.
+    #[serde(deserialize_with = "positive_duration")]
+    pub gather_job_timeout: Duration,
+    /// Per-function waits, `glob on fun: duration`, first match in file order.
+    pub wait: FunWaits,
+    /// Most jobs open at once.
+    pub max_jobs: std::num::NonZeroUsize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            enabled: true,
+            timeout: Duration::from_secs(5),
+            gather_job_timeout: Duration::from_secs(10),
+            wait: FunWaits::default(),
+            max_jobs: std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN),
+        }
+    }
+}
+
+/// `wait:` as a map from a glob on `fun` to a duration, kept in file order.
+#[derive(Debug, Clone, Default)]
+pub struct FunWaits(pub Vec<(String, Duration)>);
+
+impl<'de> Deserialize<'de> for FunWaits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FunWaits;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a map from a glob on the function to a duration, e.g. `\"state.*\": 10m`",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FunWaits, A::Error> {
+                let mut items = Vec::new();
+                while let Some((glob, wait)) =
+                    map.next_entry::<String, humantime_serde::Serde<Duration>>()?
+                {
+                    let wait = wait.into_inner();
+                    if glob.trim().is_empty() || glob.trim() != glob {
+                        return Err(serde::de::Error::custom(format!(
+                            "function glob {glob:?} is empty or has leading or trailing spaces"
+                        )));
+                    }
+                    if wait.is_zero() {
+                        return Err(serde::de::Error::custom(format!(
+                            "wait for {glob:?} must be longer than 0s"
+                        )));
+                    }
+                    items.push((glob, wait));
+                }
+                Ok(FunWaits(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A humantime duration longer than zero.
+fn positive_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = humantime_serde::deserialize(d)?;
+    if Duration::is_zero(&v) {
+        return Err(serde::de::Error::custom("must be longer than 0s"));
+    }
+    Ok(v)
 }
 
 /// One route.

@@ -47,6 +47,12 @@ const KNOWN_FIELDS: &[&str] = &[
     "find_job",
     "auth",
     "minion_refresh",
+    "jobs",
+    "enabled",
+    "timeout",
+    "gather_job_timeout",
+    "wait",
+    "max_jobs",
 ];
 
 /// Loads and compiles the routes file at `path`, reading `${ENV}` from the environment.
@@ -87,6 +93,7 @@ fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {
             source: None,
             twins: Default::default(),
             drop: Default::default(),
+            jobs: Default::default(),
             sinks: BTreeMap::new(),
             routes: Vec::new(),
             unmatched: None,
@@ -201,6 +208,7 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
         file.drop,
         unmatched,
         file.twins,
+        file.jobs,
         file.source.map(|s| s.value),
         sinks,
         sink_lines,

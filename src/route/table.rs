@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use regex::bytes::RegexSet;
 
-use super::config::{DropConfig, TwinsConfig};
+use super::config::{DropConfig, JobsConfig, TwinsConfig};
 use super::dedup::RecentKeys;
 use super::predicate::Predicate;
 use super::tag_index::TagIndex;
@@ -48,6 +48,7 @@ pub struct RouteTable {
     pub(crate) drop: DropConfig,
     pub(crate) unmatched: Vec<String>,
     pub(crate) twins: TwinsConfig,
+    pub(crate) jobs: JobsConfig,
     pub(crate) source: Option<String>,
     pub(crate) sinks: BTreeMap<String, serde_json::Value>,
     /// Where each sink is defined (line, column), for errors found later.
@@ -95,6 +96,7 @@ impl RouteTable {
         drop: DropConfig,
         unmatched: Vec<String>,
         twins: TwinsConfig,
+        jobs: JobsConfig,
         source: Option<String>,
         sinks: BTreeMap<String, serde_json::Value>,
         sink_lines: BTreeMap<String, (u64, u64)>,
@@ -114,6 +116,7 @@ impl RouteTable {
             drop,
             unmatched,
             twins,
+            jobs,
             source,
             sinks,
             sink_lines,
@@ -136,6 +139,11 @@ impl RouteTable {
     /// The `twins:` settings, for the twin filter stage.
     pub fn twins(&self) -> &TwinsConfig {
         &self.twins
+    }
+
+    /// The `jobs:` settings, for the job tracker stage.
+    pub fn jobs(&self) -> &JobsConfig {
+        &self.jobs
     }
 
     /// The sinks' configs by name (their fields belong to the sinks).

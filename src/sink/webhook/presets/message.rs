@@ -10,7 +10,8 @@
 //! - a state failure (`salt/job/<jid>/sub/<id>/error/<fun>`): the state and
 //!   its comment;
 //! - a job summary (`saltbridge/job/<jid>/summary`), one message per job:
-//!   how many minions succeeded, failed or did not return, and which;
+//!   how many minions succeeded, failed or did not return, which, and the
+//!   failed states (a runner job: whether it succeeded);
 //! - anything else: the tag and the data as compact JSON.
 //!
 //! Lengths are bounded here (items per list, characters per comment), so
@@ -302,6 +303,9 @@ fn state_failure(o: &Outgoing, d: &Map<String, Value>) -> Message {
 
 /// `saltbridge/job/<jid>/summary`: one message per job.
 fn summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
+    if d.get("kind").and_then(Value::as_str) == Some("runner") {
+        return runner_summary(o, d);
+    }
     let fun = text(d, "fun");
     let tgt = text(d, "tgt");
     let empty = Map::new();
@@ -311,8 +315,27 @@ fn summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
         .unwrap_or(&empty);
     let mut failed_ids = Vec::new();
     let mut silent_ids = Vec::new();
+    let mut failed_states = Vec::new();
     let mut succeeded = 0usize;
     for (id, m) in minions {
+        for st in m
+            .get("failed_states")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+        {
+            let line = state_line(
+                &text(st, "function"),
+                &text(st, "name"),
+                &text(st, "id"),
+                &text(st, "comment"),
+            );
+            failed_states.push(Item {
+                label: text(st, "id"),
+                text: format!("on {id}: {line}"),
+            });
+        }
         let returned = m.get("returned").and_then(Value::as_bool).unwrap_or(true);
         let success = m.get("success").and_then(Value::as_bool);
         let retcode = m.get("retcode").and_then(Value::as_i64);
@@ -386,6 +409,12 @@ fn summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
     );
     m.fact("Job", text(d, "jid"));
     m.fact("User", text(d, "user"));
+    if d.get("incomplete") == Some(&Value::Bool(true)) {
+        m.fact(
+            "Note",
+            "incomplete: saltbridge stopped following the job before it ended",
+        );
+    }
     if !failed_ids.is_empty() {
         m.sections.push(section(
             format!("Failed ({})", failed_ids.len()),
@@ -394,6 +423,13 @@ fn summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
                 text: rc.map(|r| format!("retcode {r}")).unwrap_or_default(),
             }),
             MAX_MINION_ITEMS,
+        ));
+    }
+    if !failed_states.is_empty() {
+        m.sections.push(section(
+            format!("Failed states ({})", failed_states.len()),
+            failed_states.into_iter(),
+            MAX_STATE_ITEMS,
         ));
     }
     if !silent_ids.is_empty() {
@@ -406,6 +442,25 @@ fn summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
             MAX_MINION_ITEMS,
         ));
     }
+    m
+}
+
+/// The summary of a runner job: it ran on the master, so no minion counts.
+fn runner_summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
+    let fun = text(d, "fun");
+    let (status, verb) = match d.get("success").and_then(Value::as_bool) {
+        Some(true) => (Status::Ok, "succeeded"),
+        Some(false) => (Status::Failed, "failed"),
+        None => (Status::Warning, "did not finish"),
+    };
+    let mut m = Message::new(status, format!("{fun} {verb} on the master"), o);
+    m.fact("Function", &fun);
+    m.fact(
+        "Arguments",
+        d.get("arg").map(format_args).unwrap_or_default(),
+    );
+    m.fact("Job", text(d, "jid"));
+    m.fact("User", text(d, "user"));
     m
 }
 
