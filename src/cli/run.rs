@@ -123,8 +123,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(table, false);
     let stop = os_signal();
     tokio::pin!(stop);
-    let mut inbox = tokio::time::interval(Duration::from_secs(1));
-    inbox.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
         let deadline = pipeline.next_deadline();
         let outcomes = tokio::select! {
@@ -141,9 +141,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 pipeline.replace_table(new);
                 continue;
             }
-            _ = inbox.tick() => {
+            _ = housekeeping.tick() => {
                 for q in queues.values() {
-                    q.import_replayed();
+                    q.tick();
                 }
                 continue;
             }

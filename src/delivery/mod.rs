@@ -177,6 +177,16 @@ impl SinkQueue {
         guard.as_mut().map_or(0, crate::spool::inbox::import)
     }
 
+    /// Housekeeping, once a second: replayed dead letters in, the
+    /// settled mark out to disk.
+    pub fn tick(&self) {
+        self.import_replayed();
+        let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = guard.as_ref() {
+            w.checkpoint();
+        }
+    }
+
     /// No more events: the worker finishes what is spooled, then ends.
     pub fn close(&self) {
         let w = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();

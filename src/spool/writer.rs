@@ -117,6 +117,13 @@ impl SpoolWriter {
         res
     }
 
+    /// Writes the settled mark to disk if it moved (called every second,
+    /// so that an idle spool's `ack` is current).
+    pub fn checkpoint(&self) {
+        let mut st = self.shared.lock();
+        self.shared.write_ack(&mut st);
+    }
+
     /// The spool's directory.
     pub fn dir(&self) -> &std::path::Path {
         &self.shared.dir
