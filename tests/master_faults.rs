@@ -7,6 +7,7 @@
 //! - the master restarted while events flow: a gap marker is delivered,
 //!   then the stream resumes, and what was fired before the stop and after
 //!   the reconnect all arrives.
+//!
 //! Each prints `sent / delivered / duplicates / lost`.
 
 mod support;
