@@ -14,10 +14,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::bus_feed::Tally;
+use support::daemon::{webhook_events, Daemon};
 use support::http_receiver::Receiver;
 use support::salt_sandbox::{SaltSandbox, SandboxOptions};
 
@@ -113,47 +114,6 @@ routes:
     p
 }
 
-fn saltbridge(config: &Path, state: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-        .args(["run", "-c"])
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn term(mut child: Child, log: &Path) -> String {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30) && matches!(child.try_wait(), Ok(None)) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
-/// Every webhook body item: (tag, data).
-fn items(receiver: &Receiver) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for r in receiver.requests() {
-        if let Ok(Value::Array(a)) = serde_json::from_slice::<Value>(&r.body) {
-            for i in a {
-                out.push((
-                    i["tag"].as_str().unwrap_or("").to_owned(),
-                    i["data"].clone(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 fn soak() -> Duration {
     std::env::var("SALTBRIDGE_SOAK")
         .ok()
@@ -183,7 +143,7 @@ async fn sinks_down_at_2000_events_a_second_the_master_never_drops_the_reader() 
     let dir = tempfile::tempdir().unwrap();
     let config = routes(dir.path(), &salt, &receiver.url("/hook"));
     let (state, log) = (dir.path().join("state"), dir.path().join("log"));
-    let daemon = saltbridge(&config, &state, &log);
+    let daemon = Daemon::run(&config, None, &state, &log);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let secs = soak().as_secs_f64();
     // One Python publisher tops out near 700 events/s here: three share the load.
@@ -195,7 +155,7 @@ async fn sinks_down_at_2000_events_a_second_the_master_never_drops_the_reader() 
             .await
             .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let text = term(daemon, &log);
+    let text = daemon.term();
     let read_line = text
         .lines()
         .find(|l| l.contains("saltbridge: read"))
@@ -249,7 +209,7 @@ async fn a_master_restart_gives_a_gap_marker_and_the_stream_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let config = routes(dir.path(), &salt, &receiver.url("/hook"));
     let (state, log) = (dir.path().join("state"), dir.path().join("log"));
-    let daemon = saltbridge(&config, &state, &log);
+    let daemon = Daemon::run(&config, None, &state, &log);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let hose = firehose(&salt, dir.path(), 200, 25.0, 0);
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -266,9 +226,12 @@ async fn a_master_restart_gives_a_gap_marker_and_the_stream_resumes() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let text = term(daemon, &log);
+    let text = daemon.term();
     drop(salt);
-    let got = items(&receiver);
+    let got: Vec<(String, Value)> = webhook_events(&receiver)
+        .into_iter()
+        .map(|(t, d, _)| (t, d))
+        .collect();
     // The marker of the restart (a 3008 master may also close the bus for
     // an instant when the first publisher connects: a gap of microseconds).
     let gap = got.iter().position(|(t, d)| {

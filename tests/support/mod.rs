@@ -8,3 +8,5 @@ pub mod salt_sandbox;
 pub mod tansu;
 
 pub mod bus_feed;
+
+pub mod daemon;
