@@ -73,12 +73,13 @@ fn stamp(seq: u64) -> String {
 /// The `seq`th event of `kind`; `sent_us` is stamped in when given.
 pub fn event(kind: Kind, seq: u64, sent_us: Option<u64>) -> Vec<u8> {
     let jid = format!("2026112613{seq:010}");
-    let id = format!("web-{:02}.example.com", seq % 100);
+    let id = format!("web-{:02}.prod.eu-west-1.example.com", seq % 100);
     let mut data = match kind {
         Kind::Small => json!({
             "cmd": "_return", "id": id, "success": true, "return": true,
             "retcode": 0, "jid": jid, "fun": "test.ping", "fun_args": [],
-            "user": "root", "_stamp": stamp(seq),
+            "tgt": "web-*", "tgt_type": "glob", "out": "nested", "user": "root",
+            "_stamp": stamp(seq),
         }),
         Kind::StateApply => {
             let mut ret = serde_json::Map::new();

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use config::{routes_yaml, Target, SINK};
 use daemon::Daemon;
@@ -242,7 +243,6 @@ impl Bench {
                 Dest::Webhook => (self.receiver.seen.events() >= stream.events).then(Instant::now),
                 Dest::Kafka => kafka_count
                     .as_ref()
-                    .filter(|_| polls % 10 == 0)
                     .is_some_and(|k| k.count() >= stream.events)
                     .then(Instant::now),
             };
@@ -329,34 +329,49 @@ impl Bench {
     }
 }
 
-/// Records in a Kafka topic, from the partitions' high watermarks.
+/// Records in a Kafka topic, counted by a consumer reading every partition
+/// from the start in a thread of its own. (tansu's high watermarks leave out
+/// each partition's last batch, so they cannot be used.)
 struct KafkaCount {
-    consumer: BaseConsumer,
-    topic: String,
+    count: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl KafkaCount {
     fn new(brokers: &str, topic: &str) -> KafkaCount {
-        let consumer = ClientConfig::new()
+        let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "saltbridge-bench")
+            .set("enable.auto.commit", "false")
             .create()
             .expect("Kafka consumer");
-        KafkaCount {
-            consumer,
-            topic: topic.to_owned(),
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..4 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition offset");
         }
+        consumer.assign(&tpl).expect("assign");
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(50)) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        KafkaCount { count, stop }
     }
 
     fn count(&self) -> u64 {
-        (0..4)
-            .filter_map(|p| {
-                self.consumer
-                    .fetch_watermarks(&self.topic, p, Duration::from_secs(2))
-                    .ok()
-            })
-            .map(|(_, high)| high.max(0) as u64)
-            .sum()
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for KafkaCount {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
