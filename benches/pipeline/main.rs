@@ -74,6 +74,17 @@ impl Opts {
                     o.extra_yaml = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"))
                 }
                 "--only" => o.only = value().split(',').map(str::to_owned).collect(),
+                "--dump" => {
+                    // For profiling: `--dump small|state N FILE` writes a capture.
+                    let kind = match value().as_str() {
+                        "state" => Kind::StateApply,
+                        _ => Kind::Small,
+                    };
+                    let n: u64 = value().parse().expect("--dump KIND N FILE");
+                    let file = value();
+                    std::fs::write(&file, loadgen::backlog(kind, n)).expect("write the capture");
+                    std::process::exit(0);
+                }
                 _ => {} // --bench, and whatever cargo adds
             }
         }
