@@ -57,7 +57,10 @@ pub fn routes_yaml(n: usize, target: &Target, sentinel_url: &str, extra: &str) -
             1 => format!("app{i}/deploy/*"),
             _ => format!("salt/minion/minion-{i:05}/start"),
         };
-        let _ = writeln!(y, "  - {{name: r{i}, match: {{tag: \"{tag}\"}}, to: [{SINK}]}}");
+        let _ = writeln!(
+            y,
+            "  - {{name: r{i}, match: {{tag: \"{tag}\"}}, to: [{SINK}]}}"
+        );
     }
     let _ = writeln!(
         y,

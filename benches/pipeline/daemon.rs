@@ -29,10 +29,7 @@ pub struct Report {
 
 impl Report {
     pub fn delivered(&self, sink: &str) -> u64 {
-        self.sinks
-            .iter()
-            .find(|s| s.0 == sink)
-            .map_or(0, |s| s.2)
+        self.sinks.iter().find(|s| s.0 == sink).map_or(0, |s| s.2)
     }
 }
 
@@ -77,8 +74,8 @@ impl Daemon {
     }
 
     pub fn memory(&self) -> Memory {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -90,6 +87,23 @@ impl Daemon {
             rss: field("VmRSS:"),
             hwm: field("VmHWM:"),
         }
+    }
+
+    /// CPU seconds (user + system) the process has used so far.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 here; 100 ticks/s on Linux.
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     /// SIGTERM, wait (at most `patience`, then SIGKILL), read the report.

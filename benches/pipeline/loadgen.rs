@@ -180,10 +180,7 @@ pub fn serve_backlog(sock: &Path, bytes: Arc<Vec<u8>>, events: u64) -> JoinHandl
         let _ = conn.write_all(&bytes);
         let mut byte = [0u8; 1];
         let _ = std::io::Read::read(&mut conn, &mut byte);
-        Served {
-            connected,
-            events,
-        }
+        Served { connected, events }
     })
 }
 

@@ -68,10 +68,13 @@ impl Opts {
                     o.outage = Duration::from_secs(3);
                 }
                 "--runs" => o.runs = value().parse().expect("--runs N"),
-                "--outage" => o.outage = Duration::from_secs(value().parse().expect("--outage SECS")),
+                "--outage" => {
+                    o.outage = Duration::from_secs(value().parse().expect("--outage SECS"))
+                }
                 "--extra-yaml" => {
                     let f = value();
-                    o.extra_yaml = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"))
+                    o.extra_yaml =
+                        std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"))
                 }
                 "--only" => o.only = value().split(',').map(str::to_owned).collect(),
                 "--dump" => {
@@ -112,6 +115,8 @@ struct Point {
     bytes: u64,
     secs: f64,
     peak_rss: u64,
+    /// CPU seconds saltbridge used (0 when not measured).
+    cpu_secs: f64,
 }
 
 impl Point {
@@ -235,7 +240,12 @@ impl Bench {
                 }
             }
         };
-        let yaml = routes_yaml(routes, &target, &self.receiver.url("sentinel"), &self.opts.extra_yaml);
+        let yaml = routes_yaml(
+            routes,
+            &target,
+            &self.receiver.url("sentinel"),
+            &self.opts.extra_yaml,
+        );
         let routes_file = dir.join("routes.yaml");
         std::fs::write(&routes_file, yaml).expect("write routes");
         let server = loadgen::serve_backlog(&sock, stream.bytes.clone(), stream.events);
@@ -278,9 +288,11 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(1));
         };
         let mem = daemon.memory();
+        let cpu_secs = daemon.cpu_secs();
         let report = daemon.stop(Duration::from_secs(15));
         let served = server.join().map_err(|_| "load generator panicked")?;
-        if into == Dest::Blackhole && Daemon::delivered(&report, SINK) < stream.routed.unwrap_or(0) {
+        if into == Dest::Blackhole && Daemon::delivered(&report, SINK) < stream.routed.unwrap_or(0)
+        {
             return Err(format!(
                 "only {} of {} events delivered (reader dropped {}): {}",
                 Daemon::delivered(&report, SINK),
@@ -294,6 +306,7 @@ impl Bench {
             bytes: stream.payload,
             secs: end.duration_since(served.connected).as_secs_f64(),
             peak_rss: peak_rss.max(mem.hwm),
+            cpu_secs,
         })
     }
 
@@ -301,8 +314,14 @@ impl Bench {
         let venv = self.venv.as_ref().ok_or("no Salt 3008.4 virtualenv")?;
         let dir = self.dir();
         self.receiver.seen.reset();
-        let server = loadgen::serve_backlog(&dir.join("master_event_pub.ipc"), stream.bytes.clone(), stream.events);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python").join(script);
+        let server = loadgen::serve_backlog(
+            &dir.join("master_event_pub.ipc"),
+            stream.bytes.clone(),
+            stream.events,
+        );
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("benches/python")
+            .join(script);
         let mut cmd = Command::new(venv.join("bin/python"));
         cmd.arg(&script).arg(&dir).arg(stream.events.to_string());
         if let Some(u) = url {
@@ -321,6 +340,7 @@ impl Bench {
             bytes: stream.payload,
             secs: v["seconds"].as_f64().unwrap_or(f64::NAN),
             peak_rss: 0,
+            cpu_secs: v["cpu"].as_f64().unwrap_or(0.0),
         })
     }
 
@@ -408,7 +428,11 @@ fn main() {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_saltbridge")),
         tmp: tempfile::tempdir().expect("temp dir"),
         receiver: Receiver::start(),
-        kafka: if opts.wants("kafka") { tansu::Tansu::start() } else { None },
+        kafka: if opts.wants("kafka") {
+            tansu::Tansu::start()
+        } else {
+            None
+        },
         rt,
         venv,
         next: AtomicU64::new(0),

@@ -48,8 +48,16 @@ pub fn run(bench: &Bench, rate: u64, routes: usize) -> Result<Paced, String> {
     let seen = bench.receiver.seen.clone();
     seen.reset();
     let url = bench.receiver.url("events");
-    let target = Target::Webhook { url: &url, batch: false };
-    let yaml = routes_yaml(routes, &target, &bench.receiver.url("sentinel"), &bench.opts.extra_yaml);
+    let target = Target::Webhook {
+        url: &url,
+        batch: false,
+    };
+    let yaml = routes_yaml(
+        routes,
+        &target,
+        &bench.receiver.url("sentinel"),
+        &bench.opts.extra_yaml,
+    );
     let routes_file = dir.join("routes.yaml");
     std::fs::write(&routes_file, yaml).expect("write routes");
 
@@ -73,7 +81,9 @@ pub fn run(bench: &Bench, rate: u64, routes: usize) -> Result<Paced, String> {
     };
 
     sleep_until(warm);
-    daemon.check_alive().map_err(|e| format!("saltbridge run exited: {e}"))?;
+    daemon
+        .check_alive()
+        .map_err(|e| format!("saltbridge run exited: {e}"))?;
     seen.timing.store(true, Ordering::Relaxed);
     let mut rss = Vec::new();
     while t0.elapsed() < warm + steady {

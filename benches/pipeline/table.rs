@@ -26,7 +26,11 @@ impl Table {
         } else {
             format!("median of {} runs per point", opts.runs)
         };
-        let mode = if opts.quick { "quick mode (smoke test, small counts)" } else { "full run" };
+        let mode = if opts.quick {
+            "quick mode (smoke test, small counts)"
+        } else {
+            "full run"
+        };
         Table {
             rows: Vec::new(),
             header: format!("{mode}, {runs}, {} cores shared with other work", cores()),
@@ -46,11 +50,21 @@ impl Table {
 
     fn failed(&mut self, what: &str, why: &str) {
         let short: String = why.lines().next().unwrap_or("").chars().take(100).collect();
-        self.row(what, format!("not measured: {short}"), String::new(), "", None);
+        self.row(
+            what,
+            format!("not measured: {short}"),
+            String::new(),
+            "",
+            None,
+        );
     }
 
     pub fn print(&self, took: Duration) {
-        println!("\nsaltbridge benchmarks: {} (took {:.0} s)\n", self.header, took.as_secs_f64());
+        println!(
+            "\nsaltbridge benchmarks: {} (took {:.0} s)\n",
+            self.header,
+            took.as_secs_f64()
+        );
         println!("| measurement | result | vs baseline | target | met |");
         println!("|---|---|---|---|---|");
         for r in &self.rows {
@@ -59,7 +73,10 @@ impl Table {
                 Some(false) => "**no**",
                 None => "",
             };
-            println!("| {} | {} | {} | {} | {met} |", r.what, r.result, r.versus, r.target);
+            println!(
+                "| {} | {} | {} | {} | {met} |",
+                r.what, r.result, r.versus, r.target
+            );
         }
     }
 }
@@ -80,7 +97,16 @@ fn rate(m: &Measured) -> String {
     } else {
         String::new()
     };
-    format!("{:.0} ev/s{spread}, {:.1} MB/s{rss}", p.eps(), p.mbps())
+    let cpu = if p.cpu_secs > 0.0 {
+        format!(", {:.1} µs CPU/event", p.cpu_secs * 1e6 / p.events as f64)
+    } else {
+        String::new()
+    };
+    format!(
+        "{:.0} ev/s{spread}, {:.1} MB/s{rss}{cpu}",
+        p.eps(),
+        p.mbps()
+    )
 }
 
 fn ratio(ours: &Measured, base: Option<&Measured>, name: &str) -> (String, Option<f64>) {
@@ -115,7 +141,13 @@ pub fn run_all(b: &Bench, t: &mut Table) {
     if o.wants("python") {
         match b.repeat(|| b.python("salt_reader.py", &py, None)) {
             Ok(m) => {
-                t.row(&format!("Salt 3008.4 Python reader, get_event loop ({})", sizes(&py)), rate(&m), "baseline".into(), "", None);
+                t.row(
+                    &format!("Salt 3008.4 Python reader, get_event loop ({})", sizes(&py)),
+                    rate(&m),
+                    "baseline".into(),
+                    "",
+                    None,
+                );
                 reader = Some(m);
             }
             Err(e) => t.failed("Salt 3008.4 Python reader", &e),
@@ -126,18 +158,36 @@ pub fn run_all(b: &Bench, t: &mut Table) {
         let url = b.receiver.url("python");
         match b.repeat(|| b.python("forwarder.py", &fwd, Some(&url))) {
             Ok(m) => {
-                t.row(&format!("Python engine-style forwarder, requests POST per event ({})", sizes(&fwd)), rate(&m), "baseline".into(), "", None);
+                t.row(
+                    &format!(
+                        "Python engine-style forwarder, requests POST per event ({})",
+                        sizes(&fwd)
+                    ),
+                    rate(&m),
+                    "baseline".into(),
+                    "",
+                    None,
+                );
                 forwarder = Some(m);
             }
             Err(e) => t.failed("Python engine-style forwarder", &e),
         }
     }
     if o.wants("null") {
-        let what = format!("saltbridge run, 100 routes -> blackhole ({})", sizes(&small));
+        let what = format!(
+            "saltbridge run, 100 routes -> blackhole ({})",
+            sizes(&small)
+        );
         match b.repeat(|| b.saltbridge(&small, 100, Dest::Blackhole)) {
             Ok(m) => {
                 let (vs, r) = ratio(&m, reader.as_ref(), "the Python reader");
-                t.row(&what, rate(&m), vs, ">= 30x the Python reader", r.map(|r| r >= 30.0));
+                t.row(
+                    &what,
+                    rate(&m),
+                    vs,
+                    ">= 30x the Python reader",
+                    r.map(|r| r >= 30.0),
+                );
             }
             Err(e) => t.failed(&what, &e),
         }
@@ -147,14 +197,20 @@ pub fn run_all(b: &Bench, t: &mut Table) {
             Err(e) => t.failed(&what, &e),
         }
         let caps = Stream::captures(o.n(200_000));
-        let what = format!("saltbridge run, 100 routes -> blackhole (3008.4 captures replayed, {} frames)", caps.events);
+        let what = format!(
+            "saltbridge run, 100 routes -> blackhole (3008.4 captures replayed, {} frames)",
+            caps.events
+        );
         match b.repeat(|| b.saltbridge(&caps, 100, Dest::Blackhole)) {
             Ok(m) => t.row(&what, rate(&m), String::new(), "", None),
             Err(e) => t.failed(&what, &e),
         }
     }
     if o.wants("webhook") {
-        let what = format!("saltbridge run, 100 routes -> webhook, batches of 500 ({})", sizes(&web));
+        let what = format!(
+            "saltbridge run, 100 routes -> webhook, batches of 500 ({})",
+            sizes(&web)
+        );
         match b.repeat(|| b.saltbridge(&web, 100, Dest::Webhook)) {
             Ok(m) => {
                 let (vs, _) = ratio(&m, forwarder.as_ref(), "the Python forwarder");
@@ -164,7 +220,10 @@ pub fn run_all(b: &Bench, t: &mut Table) {
         }
     }
     if o.wants("kafka") {
-        let what = format!("saltbridge run, 100 routes -> Kafka (tansu) ({})", sizes(&small_kafka));
+        let what = format!(
+            "saltbridge run, 100 routes -> Kafka (tansu) ({})",
+            sizes(&small_kafka)
+        );
         match b.repeat(|| b.saltbridge(&small_kafka, 100, Dest::Kafka)) {
             Ok(m) => {
                 let (vs, _) = ratio(&m, reader.as_ref(), "the Python reader");
@@ -173,7 +232,10 @@ pub fn run_all(b: &Bench, t: &mut Table) {
             }
             Err(e) => t.failed(&what, &e),
         }
-        let what = format!("saltbridge run, 100 routes -> Kafka (tansu) ({})", sizes(&big_kafka));
+        let what = format!(
+            "saltbridge run, 100 routes -> Kafka (tansu) ({})",
+            sizes(&big_kafka)
+        );
         match b.repeat(|| b.saltbridge(&big_kafka, 100, Dest::Kafka)) {
             Ok(m) => {
                 let met = m.median.mbps() >= 250.0;
@@ -186,7 +248,10 @@ pub fn run_all(b: &Bench, t: &mut Table) {
         let stream = Stream::synthetic(Kind::Small, o.n(400_000));
         let mut ten = None;
         for n in [10, 1_000, 10_000] {
-            let what = format!("saltbridge run, {n} routes -> blackhole ({})", sizes(&stream));
+            let what = format!(
+                "saltbridge run, {n} routes -> blackhole ({})",
+                sizes(&stream)
+            );
             match b.repeat(|| b.saltbridge(&stream, n, Dest::Blackhole)) {
                 Ok(m) => {
                     let eps = m.median.eps();
@@ -197,7 +262,13 @@ pub fn run_all(b: &Bench, t: &mut Table) {
                         let r = ten.map(|base| eps / base);
                         let vs = r.map(|r| format!("{r:.2}x 10 routes")).unwrap_or_default();
                         let target = if n == 10_000 { ">= 0.5x 10 routes" } else { "" };
-                        t.row(&what, rate(&m), vs, target, r.filter(|_| n == 10_000).map(|r| r >= 0.5));
+                        t.row(
+                            &what,
+                            rate(&m),
+                            vs,
+                            target,
+                            r.filter(|_| n == 10_000).map(|r| r >= 0.5),
+                        );
                     }
                 }
                 Err(e) => t.failed(&what, &e),
@@ -209,8 +280,17 @@ pub fn run_all(b: &Bench, t: &mut Table) {
             Ok(p) => {
                 let mb = |x: u64| x as f64 / 1048576.0;
                 t.row(
-                    &format!("bus -> webhook latency at {} ev/s, one event per POST, 100 routes", p.rate),
-                    format!("p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms ({} events)", p.p50_us as f64 / 1e3, p.p99_us as f64 / 1e3, p.max_us as f64 / 1e3, p.samples),
+                    &format!(
+                        "bus -> webhook latency at {} ev/s, one event per POST, 100 routes",
+                        p.rate
+                    ),
+                    format!(
+                        "p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms ({} events)",
+                        p.p50_us as f64 / 1e3,
+                        p.p99_us as f64 / 1e3,
+                        p.max_us as f64 / 1e3,
+                        p.samples
+                    ),
                     String::new(),
                     "p99 < 10 ms",
                     Some(p.p99_us < 10_000),

@@ -30,11 +30,13 @@ def main():
             break
         if start is None:
             start = time.perf_counter()
+            cpu_start = time.process_time()
         resp = session.post(url, json={"tag": ev["tag"], "data": ev["data"]}, timeout=10)
         resp.raise_for_status()
         sent += 1
     elapsed = time.perf_counter() - start if start else 0.0
-    print(json.dumps({"events": sent, "seconds": elapsed}))
+    cpu = time.process_time() - cpu_start if start else 0.0
+    print(json.dumps({"events": sent, "seconds": elapsed, "cpu": cpu}))
     event.destroy()
 
 

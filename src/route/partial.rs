@@ -36,9 +36,7 @@ impl WantedKeys {
     /// error cannot happen; `Null` stands in, as in `Event::data`.
     pub fn parse(&self, text: &str) -> Value {
         let mut de = serde_json::Deserializer::from_str(text);
-        Picked(self)
-            .deserialize(&mut de)
-            .unwrap_or(Value::Null)
+        Picked(self).deserialize(&mut de).unwrap_or(Value::Null)
     }
 }
 
@@ -113,7 +111,10 @@ mod tests {
     #[test]
     fn data_that_is_not_an_object_stays_whole() {
         let keys = WantedKeys::new(vec!["fun".into()]);
-        assert_eq!(keys.parse(r#"[1,"a",{"fun":2}]"#), json!([1, "a", {"fun": 2}]));
+        assert_eq!(
+            keys.parse(r#"[1,"a",{"fun":2}]"#),
+            json!([1, "a", {"fun": 2}])
+        );
         assert_eq!(keys.parse("\"text\""), json!("text"));
         assert_eq!(keys.parse("null"), Value::Null);
     }

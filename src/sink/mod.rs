@@ -136,7 +136,10 @@ impl Sink {
                 "type",
                 format!("unknown sink type `{other}`, expected webhook, kafka or blackhole"),
             )),
-            None => Err(err("type", "missing `type` (webhook, kafka or blackhole)".into())),
+            None => Err(err(
+                "type",
+                "missing `type` (webhook, kafka or blackhole)".into(),
+            )),
         }
     }
 
