@@ -51,7 +51,7 @@ impl Opts {
     fn parse() -> Opts {
         let mut o = Opts {
             quick: false,
-            runs: 3,
+            runs: 5,
             steady: Duration::from_secs(15),
             outage: Duration::from_secs(60),
             extra_yaml: String::new(),
