@@ -138,6 +138,22 @@ impl Drop for Daemon {
     }
 }
 
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 here; 100 ticks/s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The numbers in `run`'s final report.
 pub fn parse_report(text: &str) -> Report {
     let numbers = |s: &str| -> Vec<u64> {

@@ -172,11 +172,18 @@ fn bind(sock: &Path) -> UnixListener {
 /// Serves `bytes` to the first reader as fast as it reads, then holds the
 /// connection open until the reader goes (a closed publisher would make a
 /// daemon reconnect).
-pub fn serve_backlog(sock: &Path, bytes: Arc<Vec<u8>>, events: u64) -> JoinHandle<Served> {
+/// `accepted` is set once the reader is connected.
+pub fn serve_backlog(
+    sock: &Path,
+    bytes: Arc<Vec<u8>>,
+    events: u64,
+    accepted: Arc<AtomicBool>,
+) -> JoinHandle<Served> {
     let listener = bind(sock);
     std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accept the reader");
         let connected = Instant::now();
+        accepted.store(true, Ordering::Relaxed);
         let _ = conn.write_all(&bytes);
         let mut byte = [0u8; 1];
         let _ = std::io::Read::read(&mut conn, &mut byte);

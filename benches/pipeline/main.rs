@@ -23,7 +23,7 @@ mod tansu;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,6 +117,8 @@ struct Point {
     peak_rss: u64,
     /// CPU seconds saltbridge used (0 when not measured).
     cpu_secs: f64,
+    /// CPU seconds the Kafka broker used meanwhile (0 for other sinks).
+    broker_cpu_secs: f64,
 }
 
 impl Point {
@@ -248,14 +250,28 @@ impl Bench {
         );
         let routes_file = dir.join("routes.yaml");
         std::fs::write(&routes_file, yaml).expect("write routes");
-        let server = loadgen::serve_backlog(&sock, stream.bytes.clone(), stream.events);
+        let accepted = Arc::new(AtomicBool::new(false));
+        let server =
+            loadgen::serve_backlog(&sock, stream.bytes.clone(), stream.events, accepted.clone());
         let mut daemon = Daemon::start(&self.bin, &routes_file, &sock, &dir);
         let kafka_count = (into == Dest::Kafka).then(|| KafkaCount::new(&brokers, &topic));
         let deadline = Instant::now() + Duration::from_secs(30 + stream.events / 2_000);
         let mut peak_rss = 0;
         let mut polls = 0u64;
+        // CPU spent before the reader connects (loading routes) is not per event.
+        let mut cpu_at_connect = None;
+        let tansu_pid = self
+            .kafka
+            .as_ref()
+            .and_then(|k| k.pid())
+            .filter(|_| into == Dest::Kafka);
+        let mut tansu_cpu_at_connect = 0.0;
         let end = loop {
             polls += 1;
+            if cpu_at_connect.is_none() && accepted.load(Ordering::Relaxed) {
+                cpu_at_connect = Some(daemon.cpu_secs());
+                tansu_cpu_at_connect = tansu_pid.map_or(0.0, daemon::cpu_secs);
+            }
             if polls % 50 == 0 {
                 peak_rss = peak_rss.max(daemon.memory().rss);
             }
@@ -288,7 +304,8 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(1));
         };
         let mem = daemon.memory();
-        let cpu_secs = daemon.cpu_secs();
+        let cpu_secs = daemon.cpu_secs() - cpu_at_connect.unwrap_or(0.0);
+        let broker_cpu_secs = tansu_pid.map_or(0.0, daemon::cpu_secs) - tansu_cpu_at_connect;
         let report = daemon.stop(Duration::from_secs(15));
         let served = server.join().map_err(|_| "load generator panicked")?;
         if into == Dest::Blackhole && Daemon::delivered(&report, SINK) < stream.routed.unwrap_or(0)
@@ -307,6 +324,7 @@ impl Bench {
             secs: end.duration_since(served.connected).as_secs_f64(),
             peak_rss: peak_rss.max(mem.hwm),
             cpu_secs,
+            broker_cpu_secs,
         })
     }
 
@@ -318,6 +336,7 @@ impl Bench {
             &dir.join("master_event_pub.ipc"),
             stream.bytes.clone(),
             stream.events,
+            Arc::new(AtomicBool::new(false)),
         );
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("benches/python")
@@ -341,6 +360,7 @@ impl Bench {
             secs: v["seconds"].as_f64().unwrap_or(f64::NAN),
             peak_rss: 0,
             cpu_secs: v["cpu"].as_f64().unwrap_or(0.0),
+            broker_cpu_secs: 0.0,
         })
     }
 

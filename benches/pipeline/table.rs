@@ -102,8 +102,17 @@ fn rate(m: &Measured) -> String {
     } else {
         String::new()
     };
+    let broker = if p.broker_cpu_secs > 0.0 {
+        format!(
+            "; broker: {:.1} µs CPU/event, {:.0}% of a core",
+            p.broker_cpu_secs * 1e6 / p.events as f64,
+            p.broker_cpu_secs * 100.0 / p.secs
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{:.0} ev/s{spread}, {:.1} MB/s{rss}{cpu}",
+        "{:.0} ev/s{spread}, {:.1} MB/s{rss}{cpu}{broker}",
         p.eps(),
         p.mbps()
     )
