@@ -272,7 +272,7 @@ impl Bench {
                 cpu_at_connect = Some(daemon.cpu_secs());
                 tansu_cpu_at_connect = tansu_pid.map_or(0.0, daemon::cpu_secs);
             }
-            if polls % 50 == 0 {
+            if polls.is_multiple_of(50) {
                 peak_rss = peak_rss.max(daemon.memory().rss);
             }
             let done = match into {
