@@ -108,6 +108,58 @@ mod tests {
         );
     }
 
+    /// Routing with the partial parse decides as routing on the whole data
+    /// does (`explain` mode always uses the whole data).
+    #[test]
+    fn routes_as_the_whole_data_would() {
+        use crate::event::Event;
+        use std::time::Instant;
+        let yaml = r#"
+sinks:
+  a: {type: blackhole}
+  b: {type: blackhole}
+  c: {type: blackhole}
+routes:
+  - {name: ok, match: {tag: "t/*", where: {success: true}}, to: [a], continue: true}
+  - {name: failed, match: {tag: "t/*", where: {any: [{retcode: {gt: 0}}, {return.*.result: false}]}}, to: [b], continue: true}
+  - {name: absent, match: {tag: "t/*", where: {not: {fun: {exists: true}}}}, to: [c]}
+"#;
+        let mut table =
+            crate::route::load_str(std::path::Path::new("r.yaml"), yaml, |_| None).unwrap();
+        let datas = [
+            json!({"success": true, "retcode": 0, "fun": "x"}),
+            json!({"success": false, "retcode": 2, "return": {"s": {"result": true}}}),
+            json!({"id": "m", "return": {"s1": {"result": true}, "s2": {"result": false}}}),
+            json!({"success": "true", "retcode": "1"}),
+            json!([{"success": true}]),
+            json!("text"),
+            json!({}),
+        ];
+        let now = Instant::now();
+        let mut outcomes = std::collections::BTreeSet::new();
+        for data in datas {
+            let ev = || Event::synthetic("t/1", data.clone(), "test".into());
+            // A fresh event each time: `synthetic` events come parsed, so
+            // drop that by going through the JSON text.
+            let fresh = || {
+                let e = ev();
+                Event::new(
+                    e.tag().to_owned(),
+                    crate::event::JsonText::trusted(e.data_json().to_owned()),
+                    e.received_at(),
+                    "test".into(),
+                    None,
+                )
+            };
+            let fast = table.route(&fresh(), now, false).sinks;
+            let whole = table.route(&fresh(), now, true).sinks;
+            assert_eq!(fast, whole, "{data}");
+            outcomes.insert(fast);
+        }
+        // The events do take different ways: the comparison is not vacuous.
+        assert!(outcomes.len() >= 3, "{outcomes:?}");
+    }
+
     #[test]
     fn data_that_is_not_an_object_stays_whole() {
         let keys = WantedKeys::new(vec!["fun".into()]);
