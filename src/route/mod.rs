@@ -9,7 +9,7 @@ pub mod error;
 pub mod fnmatch;
 pub mod interpolate;
 mod load;
-mod partial;
+pub(crate) mod partial;
 pub mod predicate;
 pub mod reload;
 mod table;

@@ -9,6 +9,7 @@
 //! them: the other values are skipped by the JSON scanner without being
 //! allocated. A predicate whose path starts with `*` or `[n]` needs all the
 //! data, and then the table uses [`crate::event::Event::data`] as before.
+//! The Kafka sink's default record key (`id`, `jid`) is read the same way.
 
 use std::fmt;
 
