@@ -122,7 +122,7 @@ fn ratio(ours: &Measured, base: Option<&Measured>, name: &str) -> (String, Optio
     match base {
         Some(b) => {
             let r = ours.median.eps() / b.median.eps();
-            (format!("{r:.0}x {name}"), Some(r))
+            (format!("{r:.1}x {name}"), Some(r))
         }
         None => (String::new(), None),
     }
