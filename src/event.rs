@@ -109,6 +109,11 @@ impl Event {
         })
     }
 
+    /// The data as a JSON value if some stage already parsed it.
+    pub fn data_if_parsed(&self) -> Option<&Value> {
+        self.parsed.get()
+    }
+
     pub fn received_at(&self) -> SystemTime {
         self.received_at
     }

@@ -278,3 +278,35 @@ async fn a_400_is_parked_and_what_sigterm_interrupts_is_sent_after_the_restart()
         chat[0].body_str()
     );
 }
+
+/// A blackhole sink takes every event routed to it and says so in the
+/// final report; nothing goes to the dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackhole_counts_what_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = capture(dir.path(), &["c3_state_sls_failing"]);
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(
+        &routes,
+        "sinks:\n  discard: {type: blackhole}\nroutes:\n  - {name: returns, match: {tag: \"salt/job/*/ret/*\"}, to: [discard]}\n",
+    )
+    .unwrap();
+    let out = run(vec![
+        "run".into(),
+        "-c".into(),
+        routes.display().to_string(),
+        "--source".into(),
+        format!("capture:{}", cap.display()),
+        "--state-dir".into(),
+        dir.path().display().to_string(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The capture holds one job return (its bare-jid twin is dropped).
+    assert!(
+        stderr.contains("sink discard: 1 accepted, 1 delivered, 0 retries, 0 dead-lettered"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("dead-letters.jsonl").exists());
+}

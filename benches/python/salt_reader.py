@@ -26,9 +26,11 @@ def main():
             break
         if start is None:
             start = time.perf_counter()
+            cpu_start = time.process_time()
         seen += 1
     elapsed = time.perf_counter() - start if start else 0.0
-    print(json.dumps({"events": seen, "seconds": elapsed}))
+    cpu = time.process_time() - cpu_start if start else 0.0
+    print(json.dumps({"events": seen, "seconds": elapsed, "cpu": cpu}))
     event.destroy()
 
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fnmatch;
 pub mod interpolate;
 mod load;
+pub(crate) mod partial;
 pub mod predicate;
 pub mod reload;
 mod table;

@@ -129,6 +129,14 @@ impl Path {
         &self.text
     }
 
+    /// The top-level key the path starts with, if it starts with one.
+    pub fn first_key(&self) -> Option<&str> {
+        match self.steps.first() {
+            Some(Step::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
     /// Every value the path reaches (more than one through `*`).
     fn resolve<'v>(&self, data: &'v Value, out: &mut Vec<&'v Value>) {
         fn walk<'v>(v: &'v Value, steps: &[Step], out: &mut Vec<&'v Value>) {
@@ -157,6 +165,22 @@ impl Path {
 }
 
 impl Predicate {
+    /// Adds the top-level keys of the data this predicate reads to `keys`;
+    /// false when it may read anything (a path starting with `*` or `[n]`).
+    pub fn top_keys(&self, keys: &mut Vec<String>) -> bool {
+        match self {
+            Predicate::All(ps) | Predicate::Any(ps) => ps.iter().all(|p| p.top_keys(keys)),
+            Predicate::Not(p) => p.top_keys(keys),
+            Predicate::Field { path, .. } => match path.first_key() {
+                Some(k) => {
+                    keys.push(k.to_owned());
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     /// True when the predicate holds for `data`.
     pub fn eval(&self, data: &Value) -> bool {
         self.explain(data, None)

@@ -15,6 +15,7 @@ use regex::bytes::RegexSet;
 
 use super::config::{DropConfig, JobsConfig, TwinsConfig};
 use super::dedup::RecentKeys;
+use super::partial::WantedKeys;
 use super::predicate::Predicate;
 use super::tag_index::TagIndex;
 use crate::event::Event;
@@ -54,6 +55,9 @@ pub struct RouteTable {
     /// Where each sink is defined (line, column), for errors found later.
     pub(crate) sink_lines: BTreeMap<String, (u64, u64)>,
     pub(crate) templates: minijinja::Environment<'static>,
+    /// The top-level data keys every `where` reads, or `None` when some
+    /// predicate may read anything (see `partial`).
+    where_keys: Option<WantedKeys>,
     scratch: Vec<usize>,
     hits: Vec<usize>,
 }
@@ -106,6 +110,12 @@ impl RouteTable {
         glob_owner.iter().for_each(|r| tagged[*r] = true);
         regex_owner.iter().for_each(|r| tagged[*r] = true);
         let untagged = (0..routes.len()).filter(|i| !tagged[*i]).collect();
+        let mut keys = Vec::new();
+        let where_keys = routes
+            .iter()
+            .filter_map(|r| r.where_.as_ref())
+            .all(|w| w.top_keys(&mut keys))
+            .then(|| WantedKeys::new(keys));
         RouteTable {
             routes,
             globs,
@@ -121,6 +131,7 @@ impl RouteTable {
             sinks,
             sink_lines,
             templates,
+            where_keys,
             scratch: Vec::new(),
             hits: Vec::new(),
         }
@@ -182,6 +193,8 @@ impl RouteTable {
         candidates.extend_from_slice(&self.untagged);
         candidates.sort_unstable();
         candidates.dedup();
+        // The data, parsed at most once and only as far as `where` reads it.
+        let mut partial: Option<serde_json::Value> = None;
         for &i in &candidates {
             let tag_why = if explain {
                 self.which_tag(i, tag)
@@ -191,7 +204,13 @@ impl RouteTable {
             let route = &mut self.routes[i];
             let mut why = Vec::new();
             if let Some(w) = &route.where_ {
-                if !w.explain(ev.data(), explain.then_some(&mut why)) {
+                let data = match (&self.where_keys, ev.data_if_parsed()) {
+                    (Some(keys), None) if !explain => {
+                        &*partial.get_or_insert_with(|| keys.parse(ev.data_json()))
+                    }
+                    _ => ev.data(),
+                };
+                if !w.explain(data, explain.then_some(&mut why)) {
                     continue;
                 }
             }

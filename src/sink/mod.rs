@@ -6,6 +6,7 @@
 //! broker refuses). Retrying, backoff, dead letters and the per-sink queue
 //! belong to `delivery`, so every sink gets them the same way.
 
+pub mod blackhole;
 pub mod kafka;
 pub mod webhook;
 
@@ -113,6 +114,8 @@ pub fn parse_settings<T: serde::de::DeserializeOwned>(
 pub enum Sink {
     Webhook(webhook::WebhookSink),
     Kafka(kafka::KafkaSink),
+    /// Counts and drops: for benchmarks (docs/sinks-blackhole.md).
+    Blackhole(blackhole::BlackholeSink),
 }
 
 impl Sink {
@@ -126,11 +129,17 @@ impl Sink {
         match value.get("type").and_then(|t| t.as_str()) {
             Some("webhook") => webhook::WebhookSink::from_config(name, value).map(Sink::Webhook),
             Some("kafka") => kafka::KafkaSink::from_config(name, value).map(Sink::Kafka),
+            Some("blackhole") => {
+                blackhole::BlackholeSink::from_config(name, value).map(Sink::Blackhole)
+            }
             Some(other) => Err(err(
                 "type",
-                format!("unknown sink type `{other}`, expected webhook or kafka"),
+                format!("unknown sink type `{other}`, expected webhook, kafka or blackhole"),
             )),
-            None => Err(err("type", "missing `type` (webhook or kafka)".into())),
+            None => Err(err(
+                "type",
+                "missing `type` (webhook, kafka or blackhole)".into(),
+            )),
         }
     }
 
@@ -147,6 +156,7 @@ impl Sink {
         match self {
             Sink::Webhook(_) => "webhook",
             Sink::Kafka(_) => "kafka",
+            Sink::Blackhole(_) => "blackhole",
         }
     }
 
@@ -154,7 +164,7 @@ impl Sink {
     /// must then keep (a Kafka sink with `payload: msgpack`).
     pub fn keeps_raw(&self) -> bool {
         match self {
-            Sink::Webhook(_) => false,
+            Sink::Webhook(_) | Sink::Blackhole(_) => false,
             Sink::Kafka(k) => k.config().is_msgpack(),
         }
     }
@@ -164,7 +174,7 @@ impl Sink {
     pub fn concurrency(&self) -> usize {
         match self {
             Sink::Webhook(w) => w.config().concurrency,
-            Sink::Kafka(_) => 1,
+            Sink::Kafka(_) | Sink::Blackhole(_) => 1,
         }
     }
 
@@ -186,6 +196,11 @@ impl Sink {
                 max_bytes: 16 << 20,
                 max_wait: Duration::ZERO,
             }),
+            Sink::Blackhole(_) => Some(crate::delivery::Batching {
+                max_events: blackhole::BATCH_EVENTS,
+                max_bytes: usize::MAX,
+                max_wait: Duration::ZERO,
+            }),
         }
     }
 }
@@ -195,6 +210,7 @@ impl crate::delivery::Deliver for Sink {
         match self {
             Sink::Webhook(w) => w.send(batch).await,
             Sink::Kafka(k) => k.send(batch).await,
+            Sink::Blackhole(b) => b.send(batch).await,
         }
     }
 }

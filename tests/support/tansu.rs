@@ -151,6 +151,11 @@ impl Tansu {
         self.port
     }
 
+    /// The broker's process id, while it runs (the benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// From spawning the process to the port accepting connections.
     pub fn started_in(&self) -> Duration {
         self.started_in

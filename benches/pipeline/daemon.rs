@@ -1,0 +1,194 @@
+//! The real `saltbridge run` binary as a subprocess: started on a routes
+//! file and the load generator's socket, watched through /proc for its
+//! memory, stopped with SIGTERM, and its final report read back.
+//!
+//! Only `-c`, `--source` and `--state-dir` are passed, so the bench keeps
+//! working as `run` gains flags. What was delivered is read from the final
+//! report (`sink NAME: N accepted, N delivered ...`); [`Daemon::delivered`]
+//! is the one place to switch to the `/metrics` endpoint later.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `saltbridge run`, killed on drop.
+pub struct Daemon {
+    child: Child,
+    stderr: PathBuf,
+}
+
+/// What `run` said when it stopped.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub read: u64,
+    pub dropped_by_reader: u64,
+    /// (sink, accepted, delivered, dropped on a full queue)
+    pub sinks: Vec<(String, u64, u64, u64)>,
+    pub text: String,
+}
+
+impl Report {
+    pub fn delivered(&self, sink: &str) -> u64 {
+        self.sinks.iter().find(|s| s.0 == sink).map_or(0, |s| s.2)
+    }
+}
+
+/// Memory of a process, from /proc/PID/status, in bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Memory {
+    pub rss: u64,
+    pub hwm: u64,
+}
+
+impl Daemon {
+    pub fn start(bin: &Path, routes: &Path, sock: &Path, state_dir: &Path) -> Daemon {
+        let stderr = state_dir.join("run.stderr");
+        let log = std::fs::File::create(&stderr).expect("stderr file");
+        let child = Command::new(bin)
+            .arg("run")
+            .arg("-c")
+            .arg(routes)
+            .arg("--source")
+            .arg(format!("ipc:{}", sock.display()))
+            .arg("--state-dir")
+            .arg(state_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        Daemon { child, stderr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running; if not, what it printed.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            _ => Err(std::fs::read_to_string(&self.stderr).unwrap_or_default()),
+        }
+    }
+
+    pub fn memory(&self) -> Memory {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .map_or(0, |kb| kb * 1024)
+        };
+        Memory {
+            rss: field("VmRSS:"),
+            hwm: field("VmHWM:"),
+        }
+    }
+
+    /// CPU seconds (user + system) the process has used so far.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 here; 100 ticks/s on Linux.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// SIGTERM, wait (at most `patience`, then SIGKILL), read the report.
+    pub fn stop(mut self, patience: Duration) -> Report {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        parse_report(&std::fs::read_to_string(&self.stderr).unwrap_or_default())
+    }
+
+    /// Events `sink` delivered, from the final report. (When `run` serves
+    /// `/metrics`, this can read `saltbridge_sink_delivered_total` live.)
+    pub fn delivered(report: &Report, sink: &str) -> u64 {
+        report.delivered(sink)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 here; 100 ticks/s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The numbers in `run`'s final report.
+pub fn parse_report(text: &str) -> Report {
+    let numbers = |s: &str| -> Vec<u64> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let mut r = Report {
+        text: text.to_owned(),
+        ..Report::default()
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("saltbridge: read ") {
+            let n = numbers(rest);
+            r.read = n.first().copied().unwrap_or(0);
+            r.dropped_by_reader = n.get(2).copied().unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("sink ") {
+            let Some((name, counts)) = rest.split_once(": ") else {
+                continue;
+            };
+            let n = numbers(counts);
+            let overflow = counts
+                .split(", ")
+                .find(|p| p.contains("full queue"))
+                .and_then(|p| numbers(p).first().copied())
+                .unwrap_or(0);
+            r.sinks.push((
+                name.to_owned(),
+                n.first().copied().unwrap_or(0),
+                n.get(1).copied().unwrap_or(0),
+                overflow,
+            ));
+        }
+    }
+    r
+}
