@@ -1,7 +1,8 @@
 //! saltbridge: reads a Salt master's event bus and delivers matching events
 //! to webhooks and Kafka.
 //!
-//! Events flow one way: `source` (bus reader) -> `decode` -> route -> sinks.
+//! Events flow one way: `source` (bus reader) -> `decode` -> route -> sinks;
+//! `metrics` serves what each stage counts.
 //! Each stage knows the next only through a channel.
 
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod decode;
 pub mod dedup;
 pub mod delivery;
 pub mod event;
+pub mod metrics;
 pub mod pipeline;
 pub mod route;
 pub mod shutdown;
