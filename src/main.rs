@@ -31,6 +31,8 @@ enum Command {
     Explain(cli::explain::ExplainArgs),
     /// Run route unit tests: given events, the sinks they must reach.
     Test(cli::route_test::TestArgs),
+    /// Show a running `saltbridge run`'s counters: source, sinks, routes, twins.
+    Status(cli::status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => Ok(cli::validate::run(args)),
         Command::Explain(args) => runtime.block_on(cli::explain::run(args)),
         Command::Test(args) => Ok(cli::route_test::run(args)),
+        Command::Status(args) => runtime.block_on(cli::status::run(args)),
     };
     match result {
         Ok(code) => code,

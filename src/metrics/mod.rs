@@ -6,13 +6,14 @@
 //! the [`collector`] reads them and writes the Prometheus text format, and
 //! [`server`] serves it on `/metrics` beside `/healthz` (the main loop is
 //! alive) and `/readyz` (the source is connected to the bus). [`scrape`]
-//! reads that text back, for `status` and the tests.
+//! reads that text back and [`summary`] groups it for `saltbridge status`.
 
 pub mod collector;
 pub mod heartbeat;
 pub mod pipeline_stats;
 pub mod scrape;
 pub mod server;
+pub mod summary;
 
 use std::sync::Arc;
 use std::time::SystemTime;
