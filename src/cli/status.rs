@@ -77,9 +77,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let summary = Summary::from_scrape(&scrape, now);
-    match args.format {
-        Format::Table => print!("{}", summary.table(&addr.to_string())),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+    let out = match args.format {
+        Format::Table => summary.table(&addr.to_string()),
+        Format::Json => serde_json::to_string_pretty(&summary)? + "\n",
+    };
+    // A reader that went away (`status | head`) is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }
