@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: String,
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub value: f64,
 }
 
@@ -156,8 +156,11 @@ fn parse_line(line: &str) -> Result<Sample, &'static str> {
     })
 }
 
+/// A sample's labels, as `(key, value)` in written order.
+type Labels = Vec<(String, String)>;
+
 /// Parses `k="v",...}` and returns the labels and what follows the `}`.
-fn parse_labels(mut text: &str) -> Result<(Vec<(String, String)>, &str), &'static str> {
+fn parse_labels(mut text: &str) -> Result<(Labels, &str), &'static str> {
     let mut labels = Vec::new();
     loop {
         text = text.trim_start_matches([',', ' ']);
