@@ -3,6 +3,7 @@
 //!
 //! Events flow one way: `source` (bus reader) -> `decode` -> twins -> job
 //! tracker -> route -> sinks.
+//! `metrics` serves what each stage counts.
 //! Each stage knows the next only through a channel.
 
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod dedup;
 pub mod delivery;
 pub mod event;
 pub mod jobs;
+pub mod metrics;
 pub mod pipeline;
 pub mod route;
 pub mod shutdown;

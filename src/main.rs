@@ -33,6 +33,8 @@ enum Command {
     Test(cli::route_test::TestArgs),
     /// List, show and replay dead letters (events a sink would not take).
     Dlq(cli::dlq::DlqArgs),
+    /// Show a running `saltbridge run`'s counters: source, sinks, routes, twins.
+    Status(cli::status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => runtime.block_on(cli::explain::run(args)),
         Command::Test(args) => Ok(cli::route_test::run(args)),
         Command::Dlq(args) => cli::dlq::run(args),
+        Command::Status(args) => runtime.block_on(cli::status::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The user docs are checked against the code: every field the routes
 //! parser accepts is documented in docs/routes.md, every `where` operator
-//! too, and every subcommand is shown in the README.
+//! too, every subcommand is shown in the README, and every metric
+//! `/metrics` serves is in docs/metrics.md.
 
 use std::path::Path;
 
@@ -122,4 +123,37 @@ fn every_spool_and_retry_field_is_documented() {
     for cmd in ["dlq list", "dlq show", "dlq replay"] {
         assert!(doc.contains(&format!("saltbridge {cmd}")), "{cmd}");
     }
+}
+
+#[test]
+fn every_metric_is_documented() {
+    use std::sync::Arc;
+
+    use saltbridge::delivery::SinkStats;
+    use saltbridge::metrics::collector::render;
+    use saltbridge::metrics::{Heartbeat, Observed, PipelineStats};
+    use saltbridge::source::SourceStats;
+
+    let doc = read("docs/metrics.md");
+    let observed = Arc::new(Observed::new(
+        ("ipc:/x".to_owned(), Arc::new(SourceStats::default())),
+        vec![("hook".to_owned(), Arc::new(SinkStats::default()))],
+        Arc::new(PipelineStats::new(["r"])),
+        Arc::new(Heartbeat::default()),
+    ));
+    let text = render(&observed).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() >= 25, "{text}");
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "undocumented in docs/metrics.md: {missing:?}"
+    );
 }

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod route_test;
 pub mod run;
 pub mod setup;
+pub mod status;
 pub mod tail;
 pub mod validate;
 

@@ -9,6 +9,8 @@
 //! says so. With a `capture:` or `jsonl:` source, `run` stops at the end of
 //! the input once every delivery has settled (delivered or dead-lettered),
 //! and exits 0. SIGHUP or a change of the file reloads the routes.
+//! While it runs, `/metrics`, `/healthz` and `/readyz` are served on
+//! `--listen` (docs/metrics.md).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use clap::Args;
 
 use super::{recv_opt, setup, sleep_until, EX_CONFIG};
 use crate::delivery::{self, DeadLetters, SinkQueue, SinkStats};
+use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::reload;
 use crate::shutdown::{os_signal, ShutdownSignal};
@@ -47,6 +50,9 @@ pub struct RunArgs {
     /// After SIGTERM, how long in-flight deliveries may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Where to serve /metrics, /healthz and /readyz (IP:PORT), or `off`.
+    #[arg(long, value_name = "ADDR", env = "SALTBRIDGE_LISTEN", default_value = metrics::DEFAULT_LISTEN)]
+    pub listen: Listen,
 }
 
 /// How the main loop ended.
@@ -120,12 +126,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let live = spec.is_live();
     let mut reloads = live.then(|| reload::watch(args.config.clone(), source_stop.clone()));
     let mut src = source::spawn(spec.clone(), ReaderOptions::default(), source_stop);
+    let pipeline_stats = Arc::new(PipelineStats::new(table.route_names()));
+    let heartbeat = Arc::new(Heartbeat::default());
+    let observed = Observed::new(
+        (spec.to_string(), src.stats.clone()),
+        queues
+            .iter()
+            .map(|(n, q)| (n.clone(), q.stats().clone()))
+            .collect(),
+        pipeline_stats.clone(),
+        heartbeat.clone(),
+    );
+    let _metrics_server = serve_metrics(args.listen, observed).await;
+    let mut beat = tokio::time::interval(metrics::heartbeat::BEAT_EVERY);
     let mut pipeline = Pipeline::new(table, false);
     let stop = os_signal();
     tokio::pin!(stop);
     let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
+        heartbeat.beat();
         let deadline = pipeline.next_deadline();
         let outcomes = tokio::select! {
             _ = &mut stop => break End::Stopped,
@@ -134,10 +154,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 None => break End::Drained,
             },
             _ = sleep_until(deadline) => pipeline.tick(Instant::now()),
+            _ = beat.tick() => continue,
             Some(new) = recv_opt(&mut reloads) => {
                 if new.sinks() != pipeline.table().sinks() {
                     tracing::warn!("sinks changed in the routes file: routes are reloaded, sink changes take effect at the next restart");
                 }
+                pipeline_stats.add_routes(new.route_names());
                 pipeline.replace_table(new);
                 continue;
             }
@@ -148,7 +170,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        dispatch(outcomes, &queues);
+        dispatch(outcomes, &queues, &pipeline_stats);
         // One write per burst: flush once the source has nothing waiting.
         if src.events.is_empty() {
             for q in queues.values() {
@@ -157,7 +179,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     stop_source.trigger();
-    dispatch(pipeline.flush(Instant::now()), &queues);
+    dispatch(pipeline.flush(Instant::now()), &queues, &pipeline_stats);
     for q in queues.values() {
         q.flush();
     }
@@ -186,8 +208,13 @@ pub fn spool_dir(state_dir: &std::path::Path, name: &str) -> PathBuf {
 }
 
 /// Offers each routed event to its sinks' queues.
-fn dispatch(outcomes: Vec<Outcome>, queues: &HashMap<String, SinkQueue>) {
+fn dispatch(
+    outcomes: Vec<Outcome>,
+    queues: &HashMap<String, SinkQueue>,
+    pipeline_stats: &PipelineStats,
+) {
     for o in outcomes {
+        pipeline_stats.record(&o);
         let Outcome::Routed { event, routing } = o else {
             continue;
         };
@@ -204,6 +231,26 @@ fn dispatch(outcomes: Vec<Outcome>, queues: &HashMap<String, SinkQueue>) {
                     key: key.clone(),
                 });
             }
+        }
+    }
+}
+
+/// Starts the metrics endpoints. A busy address is logged, not fatal:
+/// delivering events matters more than being observed.
+async fn serve_metrics(listen: Listen, observed: Observed) -> Option<tokio::task::JoinHandle<()>> {
+    let Listen::At(addr) = listen else {
+        return None;
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            Some(metrics::server::spawn(listener, Arc::new(observed)))
+        }
+        Err(e) => {
+            tracing::error!(%addr, error = %e,
+                "cannot listen for /metrics, /healthz and /readyz; running without them \
+                 (is another saltbridge running? choose another address with --listen, or --listen off)");
+            None
         }
     }
 }

@@ -23,6 +23,7 @@ pub async fn run(
             path: path.display().to_string(),
             source,
         })?;
+    sender.stats().set_connected(true);
     match read_stream(file, &opts, &mut sender, &mut shutdown).await {
         StreamEnd::Error(source) => Err(SourceError::Read {
             path: path.display().to_string(),

@@ -83,6 +83,7 @@ pub async fn run(
             )
         }
     };
+    sender.stats().set_connected(true);
     let mut reader = BufReader::with_capacity(256 * 1024, input);
     let mut line = Vec::new();
     let (mut offset, mut number) = (0u64, 0u64);

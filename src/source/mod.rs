@@ -22,7 +22,7 @@ mod stream;
 pub mod tcp;
 pub mod zmq;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,11 +73,22 @@ pub struct SourceStats {
     pub connects: AtomicU64,
     pub gaps: AtomicU64,
     pub gap_millis: AtomicU64,
+    /// True while a live source holds a connection to the bus (a file
+    /// source: once its file is open); `/readyz` answers from it.
+    pub connected: AtomicBool,
 }
 
 impl SourceStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
     }
 }
 

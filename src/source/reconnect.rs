@@ -139,6 +139,7 @@ pub(crate) async fn run_reconnecting<S, F, Fut>(
             }
         };
         sender.stats().connects.fetch_add(1, Ordering::Relaxed);
+        sender.stats().set_connected(true);
         failures = 0;
         backoff.reset();
         match lost.take() {
@@ -151,7 +152,9 @@ pub(crate) async fn run_reconnecting<S, F, Fut>(
                 tracing::info!(source = %sender.source(), "connected to the master's event bus")
             }
         }
-        match read_stream(stream, opts, sender, shutdown).await {
+        let end = read_stream(stream, opts, sender, shutdown).await;
+        sender.stats().set_connected(false);
+        match end {
             StreamEnd::Shutdown | StreamEnd::ReceiverGone => return,
             StreamEnd::Eof => {
                 tracing::warn!(source = %sender.source(), "the master closed the event bus (EOF); reconnecting");

@@ -64,6 +64,7 @@ pub async fn run(
             .stats()
             .connects
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sender.stats().set_connected(true);
         match lost.take() {
             Some(gap) => {
                 if gap.report(&mut sender).await.is_err() {
@@ -100,6 +101,7 @@ pub async fn run(
                 },
             }
         };
+        sender.stats().set_connected(false);
         tracing::warn!(source = %sender.source(), %reason, "lost the ZeroMQ event bus; reconnecting");
         lost = Some(Lost::now(reason));
     }
