@@ -25,7 +25,7 @@ pub const SINK: &str = "measured";
 pub fn routes_yaml(n: usize, target: &Target, sentinel_url: &str, extra: &str) -> String {
     assert!(n >= 1, "at least the matching route");
     let sink = match target {
-        Target::Blackhole => "{type: blackhole, queue: 10000000}".to_owned(),
+        Target::Blackhole => "{type: blackhole}".to_owned(),
         Target::Webhook { url, batch } => {
             let batch = if *batch {
                 ", batch: {max_events: 500, max_wait: 5ms}"
@@ -33,12 +33,12 @@ pub fn routes_yaml(n: usize, target: &Target, sentinel_url: &str, extra: &str) -
                 ""
             };
             format!(
-                "{{type: webhook, url: \"{url}\", concurrency: 8{batch}, queue: 10000000, \
+                "{{type: webhook, url: \"{url}\", concurrency: 8{batch}, \
                  retry: {{initial: 50ms, max: 1s, give_up_after: 10m}}}}"
             )
         }
         Target::Kafka { brokers, topic } => {
-            format!("{{type: kafka, brokers: \"{brokers}\", topic: {topic}, queue: 10000000}}")
+            format!("{{type: kafka, brokers: \"{brokers}\", topic: {topic}}}")
         }
     };
     let mut y = String::new();

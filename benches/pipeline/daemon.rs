@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     child: Child,
     stderr: PathBuf,
+    /// Where its `/metrics` listens.
+    listen: std::net::SocketAddr,
 }
 
 /// What `run` said when it stopped.
@@ -22,7 +24,7 @@ pub struct Daemon {
 pub struct Report {
     pub read: u64,
     pub dropped_by_reader: u64,
-    /// (sink, accepted, delivered, dropped on a full queue)
+    /// (sink, accepted, delivered, dropped on a full spool)
     pub sinks: Vec<(String, u64, u64, u64)>,
     pub text: String,
 }
@@ -44,6 +46,9 @@ impl Daemon {
     pub fn start(bin: &Path, routes: &Path, sock: &Path, state_dir: &Path) -> Daemon {
         let stderr = state_dir.join("run.stderr");
         let log = std::fs::File::create(&stderr).expect("stderr file");
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
         let child = Command::new(bin)
             .arg("run")
             .arg("-c")
@@ -52,13 +57,34 @@ impl Daemon {
             .arg(format!("ipc:{}", sock.display()))
             .arg("--state-dir")
             .arg(state_dir)
+            .arg("--listen")
+            .arg(listen.to_string())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-        Daemon { child, stderr }
+        Daemon {
+            child,
+            stderr,
+            listen,
+        }
+    }
+
+    /// What sink `sink` has delivered so far, from `/metrics`.
+    pub fn delivered_now(&self, sink: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect_timeout(&self.listen, Duration::from_secs(1)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        c.read_to_string(&mut text).ok()?;
+        let want = format!("saltbridge_sink_delivered_total{{sink=\"{sink}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&want))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
     }
 
     pub fn pid(&self) -> u32 {
@@ -179,7 +205,7 @@ pub fn parse_report(text: &str) -> Report {
             let n = numbers(counts);
             let overflow = counts
                 .split(", ")
-                .find(|p| p.contains("full queue"))
+                .find(|p| p.contains("full spool"))
                 .and_then(|p| numbers(p).first().copied())
                 .unwrap_or(0);
             r.sinks.push((
