@@ -110,7 +110,11 @@ pub fn run(bench: &Bench, rate: u64, routes: usize) -> Result<Paced, String> {
         if catch_up.is_none() && seen.events() >= due {
             catch_up = Some(recovered.elapsed());
         }
-        if catch_up.is_some() && seen.sentinel_at().is_some() {
+        // The sentinel has its own sink and may overtake the measured one.
+        if catch_up.is_some()
+            && seen.sentinel_at().is_some()
+            && seen.events() >= sent.load(Ordering::Relaxed)
+        {
             break;
         }
         if Instant::now() > deadline {
