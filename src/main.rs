@@ -4,14 +4,14 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use saltbridge::cli;
 
 #[derive(Parser)]
 #[command(
     name = "saltbridge",
-    version,
+    version = cli::version::VERSION,
     about = "Reads a Salt master's event bus and routes events to webhooks and Kafka"
 )]
 struct Cli {
@@ -31,6 +31,12 @@ enum Command {
     Explain(cli::explain::ExplainArgs),
     /// Run route unit tests: given events, the sinks they must reach.
     Test(cli::route_test::TestArgs),
+    /// Replay recorded Salt sessions through the routes, to a webhook receiver built in: no master needed.
+    Demo(cli::demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with --dir.
+    Man(cli::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => Ok(cli::validate::run(args)),
         Command::Explain(args) => runtime.block_on(cli::explain::run(args)),
         Command::Test(args) => Ok(cli::route_test::run(args)),
+        Command::Demo(args) => runtime.block_on(cli::demo::run(args)),
+        Command::Completions(args) => Ok(cli::completions::run(args, Cli::command())),
+        Command::Man(args) => cli::man::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

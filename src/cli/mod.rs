@@ -1,12 +1,16 @@
 //! The commands, one file each; `main.rs` parses the command line and
 //! calls them.
 
+pub mod completions;
+pub mod demo;
 pub mod explain;
+pub mod man;
 pub mod route_test;
 pub mod run;
 pub mod setup;
 pub mod tail;
 pub mod validate;
+pub mod version;
 
 use clap::ValueEnum;
 
