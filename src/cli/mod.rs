@@ -3,6 +3,7 @@
 
 pub mod completions;
 pub mod demo;
+pub mod demo_hint;
 pub mod explain;
 pub mod man;
 pub mod route_test;

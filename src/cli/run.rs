@@ -103,6 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let live = spec.is_live();
     let mut reloads = live.then(|| reload::watch(args.config.clone(), source_stop.clone()));
     let mut src = source::spawn(spec.clone(), ReaderOptions::default(), source_stop);
+    super::demo_hint::suggest_demo_if_no_master(&spec, &src.stats);
     let mut pipeline = Pipeline::new(table, false);
     let stop = os_signal();
     tokio::pin!(stop);
