@@ -15,8 +15,12 @@ use support::http_receiver::Receiver;
 use tokio::io::AsyncWriteExt;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/3008.4").join(name))
-        .unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/3008.4")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn routes(dir: &Path, receiver: &Receiver) -> PathBuf {

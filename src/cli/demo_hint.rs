@@ -13,7 +13,8 @@ use crate::source::{SourceSpec, SourceStats};
 /// up answers well within it.
 const HINT_AFTER: Duration = Duration::from_secs(2);
 
-const HINT: &str = "saltbridge: still no Salt master on this machine (retrying in the background). \
+const HINT: &str =
+    "saltbridge: still no Salt master on this machine (retrying in the background). \
 To see what saltbridge does without one, try `saltbridge demo`.";
 
 /// Gives the hint, once, if `spec` is a live source that has not connected
