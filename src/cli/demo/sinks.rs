@@ -15,8 +15,9 @@ use crate::sink::{Outgoing, SinkConfigError};
 
 /// A sink as the demo runs it.
 pub enum DemoSink {
-    Webhook(WebhookSink),
-    Kafka(RecordBuilder),
+    // Boxed: the two differ in size, and there are only a few sinks.
+    Webhook(Box<WebhookSink>),
+    Kafka(Box<RecordBuilder>),
 }
 
 /// What one sink received for one event.
@@ -91,7 +92,7 @@ fn build_one(
     match settings.get("type").and_then(|t| t.as_str()) {
         Some("kafka") => {
             let config = KafkaConfig::from_value(name, settings)?;
-            RecordBuilder::new(name, &config).map(DemoSink::Kafka)
+            RecordBuilder::new(name, &config).map(|r| DemoSink::Kafka(Box::new(r)))
         }
         Some("webhook") => {
             let mut settings = settings.clone();
@@ -101,7 +102,7 @@ fn build_one(
                     serde_json::Value::String(format!("{receiver_url}/{name}")),
                 );
             }
-            WebhookSink::from_config(name, &settings).map(DemoSink::Webhook)
+            WebhookSink::from_config(name, &settings).map(|w| DemoSink::Webhook(Box::new(w)))
         }
         // The same error the daemon gives for an unknown or missing type.
         _ => match crate::sink::Sink::check_config(name, settings) {
