@@ -120,6 +120,16 @@ fn words(line: &str) -> Vec<String> {
                 word.get_or_insert_with(String::new);
             }
             (None, '#') if word.is_none() => break,
+            // Operators end a word even when written against it: `a.yaml; echo`.
+            (None, ';' | '|' | '&') => {
+                words.extend(word.take());
+                match words.last_mut() {
+                    Some(last) if last.len() == 1 && last.starts_with(c) && c != ';' => {
+                        last.push(c)
+                    }
+                    _ => words.push(c.to_string()),
+                }
+            }
             (None, c) if c.is_whitespace() => words.extend(word.take()),
             (None, c) => word.get_or_insert_with(String::new).push(c),
         }
