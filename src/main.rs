@@ -4,14 +4,14 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use saltbridge::cli;
 
 #[derive(Parser)]
 #[command(
     name = "saltbridge",
-    version,
+    version = cli::version::VERSION,
     about = "Reads a Salt master's event bus and routes events to webhooks and Kafka"
 )]
 struct Cli {
@@ -35,6 +35,12 @@ enum Command {
     Dlq(cli::dlq::DlqArgs),
     /// Show a running `saltbridge run`'s counters: source, sinks, routes, twins.
     Status(cli::status::StatusArgs),
+    /// Replay recorded Salt sessions through the routes, to a webhook receiver built in: no master needed.
+    Demo(cli::demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with --dir.
+    Man(cli::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,9 @@ fn main() -> ExitCode {
         Command::Test(args) => Ok(cli::route_test::run(args)),
         Command::Dlq(args) => cli::dlq::run(args),
         Command::Status(args) => runtime.block_on(cli::status::run(args)),
+        Command::Demo(args) => runtime.block_on(cli::demo::run(args)),
+        Command::Completions(args) => Ok(cli::completions::run(args, Cli::command())),
+        Command::Man(args) => cli::man::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

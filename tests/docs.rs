@@ -157,3 +157,170 @@ fn every_metric_is_documented() {
         "undocumented in docs/metrics.md: {missing:?}"
     );
 }
+
+/// The shell code blocks of a markdown file, line by line.
+fn shell_lines(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_shell = false;
+    for line in markdown.lines() {
+        let t = line.trim_start();
+        if let Some(lang) = t.strip_prefix("```") {
+            in_shell = !in_shell && (lang == "sh" || lang == "bash" || lang == "shell");
+            continue;
+        }
+        if in_shell {
+            out.push(t.to_owned());
+        }
+    }
+    out
+}
+
+/// Splits a shell line into words, honouring quotes; stops at a comment.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, '#') if word.is_none() => break,
+            // Operators end a word even when written against it: `a.yaml; echo`.
+            (None, ';' | '|' | '&') => {
+                words.extend(word.take());
+                match words.last_mut() {
+                    Some(last) if last.len() == 1 && last.starts_with(c) && c != ';' => {
+                        last.push(c)
+                    }
+                    _ => words.push(c.to_string()),
+                }
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// The saltbridge invocations on a shell line: the arguments after
+/// `saltbridge` (or `cargo run --release --`), one list per command of a
+/// pipeline or list, with redirections left out.
+fn invocations(line: &str) -> Vec<Vec<String>> {
+    let line = line.strip_prefix("$ ").unwrap_or(line);
+    let mut found = Vec::new();
+    let mut command: Vec<String> = Vec::new();
+    let mut all = words(line);
+    all.push(";".to_owned());
+    let mut skip_next = false;
+    for w in all {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        match w.as_str() {
+            "|" | ";" | "&&" | "||" => {
+                let mut c = std::mem::take(&mut command);
+                if c.first().map(String::as_str) == Some("sudo") {
+                    c.remove(0);
+                }
+                if c.first().map(String::as_str) == Some("saltbridge") {
+                    found.push(c[1..].to_vec());
+                } else if c.starts_with(&[
+                    "cargo".into(),
+                    "run".into(),
+                    "--release".into(),
+                    "--".into(),
+                ]) {
+                    found.push(c[4..].to_vec());
+                }
+            }
+            ">" | "<" | "2>" | ">>" => skip_next = true,
+            w if w.starts_with('>') || w.starts_with('<') => {}
+            _ => command.push(w),
+        }
+    }
+    found
+}
+
+#[test]
+fn every_command_line_in_the_docs_parses() {
+    let mut checked = 0;
+    for doc in ["README.md", "docs/install.md"] {
+        for line in shell_lines(&read(doc)) {
+            // A synopsis, not a command: `saltbridge tail [--source SPEC] ...`.
+            if line.contains("[--") {
+                continue;
+            }
+            for args in invocations(&line) {
+                // --help after the arguments: clap checks each argument as it
+                // reads it and stops at --help before doing anything.
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_saltbridge"))
+                    .args(&args)
+                    .arg("--help")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{doc}: `saltbridge {}` does not parse:\n{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 25, "only {checked} command lines found");
+}
+
+#[test]
+fn the_readme_shows_what_the_demo_prints() {
+    let readme = read("README.md");
+    let shown = readme
+        .split("What `saltbridge demo` prints")
+        .nth(1)
+        .and_then(|rest| rest.split("```text\n").nth(1))
+        .and_then(|block| block.split("\n```").next())
+        .expect("README has no demo output block");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_saltbridge"))
+        .args(["demo", "--color", "never"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    // The receiver's port differs from run to run.
+    let port = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
+    let shown = port.replace_all(shown, "127.0.0.1:PORT");
+    let printed = port.replace_all(printed.trim_end(), "127.0.0.1:PORT");
+    assert_eq!(
+        shown, printed,
+        "the README's demo output is stale: paste `cargo run --release -- demo --color never`"
+    );
+}
+
+#[test]
+fn the_shell_words_are_split_as_a_shell_would() {
+    assert_eq!(
+        invocations("saltbridge tail --tag 'salt/job/*/ret/*' | jq -c '{id: .data.id}'"),
+        [vec!["tail", "--tag", "salt/job/*/ret/*"]]
+    );
+    assert_eq!(
+        invocations("$ saltbridge validate -c broken.yaml; echo $?"),
+        [vec!["validate", "-c", "broken.yaml"]]
+    );
+    assert_eq!(
+        invocations("saltbridge tail --source jsonl:- < events.txt   # stdin"),
+        [vec!["tail", "--source", "jsonl:-"]]
+    );
+    assert_eq!(
+        invocations("sudo saltbridge man --dir /x/man1"),
+        [vec!["man", "--dir", "/x/man1"]]
+    );
+    assert_eq!(invocations("cargo run --release -- demo"), [vec!["demo"]]);
+    assert!(invocations("salt-run state.event pretty=False > events.txt").is_empty());
+}

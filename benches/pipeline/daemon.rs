@@ -75,9 +75,11 @@ impl Daemon {
     /// What sink `sink` has delivered so far, from `/metrics`.
     pub fn delivered_now(&self, sink: &str) -> Option<u64> {
         use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect_timeout(&self.listen, Duration::from_secs(1)).ok()?;
+        let mut c =
+            std::net::TcpStream::connect_timeout(&self.listen, Duration::from_secs(1)).ok()?;
         c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .ok()?;
         let mut text = String::new();
         c.read_to_string(&mut text).ok()?;
         let want = format!("saltbridge_sink_delivered_total{{sink=\"{sink}\"}} ");

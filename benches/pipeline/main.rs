@@ -278,8 +278,7 @@ impl Bench {
             let done = match into {
                 // The sentinel has its own sink: then wait for the measured one.
                 Dest::Blackhole => self.receiver.seen.sentinel_at().and_then(|_| {
-                    (daemon.delivered_now(SINK)? >= stream.routed.unwrap_or(0))
-                        .then(Instant::now)
+                    (daemon.delivered_now(SINK)? >= stream.routed.unwrap_or(0)).then(Instant::now)
                 }),
                 Dest::Webhook => (self.receiver.seen.events() >= stream.events).then(Instant::now),
                 Dest::Kafka => kafka_count

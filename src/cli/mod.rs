@@ -1,14 +1,19 @@
 //! The commands, one file each; `main.rs` parses the command line and
 //! calls them.
 
+pub mod completions;
+pub mod demo;
+pub mod demo_hint;
 pub mod dlq;
 pub mod explain;
+pub mod man;
 pub mod route_test;
 pub mod run;
 pub mod setup;
 pub mod status;
 pub mod tail;
 pub mod validate;
+pub mod version;
 
 use clap::ValueEnum;
 

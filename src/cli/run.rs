@@ -139,6 +139,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let _metrics_server = serve_metrics(args.listen, observed).await;
     let mut beat = tokio::time::interval(metrics::heartbeat::BEAT_EVERY);
+    super::demo_hint::suggest_demo_if_no_master(&spec, &src.stats);
     let mut pipeline = Pipeline::new(table, false);
     let stop = os_signal();
     tokio::pin!(stop);

@@ -38,7 +38,7 @@ pub fn build_sinks(path: &Path, table: &RouteTable) -> Result<Vec<BuiltSink>, Co
 }
 
 /// Splits each sink's delivery settings off, hands the rest to `make`.
-fn each_sink<T>(
+pub(crate) fn each_sink<T>(
     path: &Path,
     table: &RouteTable,
     mut make: impl FnMut(&str, &serde_json::Value) -> Result<T, crate::sink::SinkConfigError>,

@@ -14,6 +14,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) -> Result<(), SourceError> {
     let connect = || tokio::net::UnixStream::connect(path.clone());
-    run_reconnecting(connect, &opts, &mut sender, &mut shutdown).await;
+    let address = path.display().to_string();
+    run_reconnecting(&address, connect, &opts, &mut sender, &mut shutdown).await;
     Ok(())
 }

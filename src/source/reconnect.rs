@@ -4,6 +4,11 @@
 //! ENOENT the source reconnects with capped exponential backoff. Salt keeps no
 //! backlog, so whatever was published while disconnected is gone: after every
 //! reconnect a `saltbridge/bus/gap` marker says so, with the interval.
+//!
+//! The first failed connect is logged plainly at warn, naming the address
+//! tried and what to check, because it is usually the first thing a new user
+//! sees; later failures are logged at debug, with a reminder at info once a
+//! minute, so a master that is down for hours does not flood the log.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -82,26 +87,35 @@ impl Lost {
     }
 }
 
-/// A hint for the operator about a failed connect.
+/// How often a master that stays unreachable is mentioned again at info.
+const STILL_DOWN_EVERY: Duration = Duration::from_secs(60);
+
+/// A hint for the operator about a failed connect: what to check.
 pub(crate) fn connect_hint(e: &std::io::Error) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::NotFound => {
-            "the socket does not exist: the master may not be running, or sock_dir differs \
-             (try --source ipc:/etc/salt/master to read it from the master config)"
+            "is salt-master running? if its sock_dir is not the default, try \
+             --source ipc:/etc/salt/master to read it from the master config; see README Troubleshooting"
         }
         std::io::ErrorKind::ConnectionRefused => {
-            "nothing is listening: the master is not running (the socket file is left over)"
+            "nothing is listening: is salt-master running? see README Troubleshooting"
         }
         std::io::ErrorKind::PermissionDenied => {
-            "permission denied: run saltbridge as the master's user, or in a group that can read the socket"
+            "this user cannot open the socket: run saltbridge as the master's user, or in a group \
+             with read access to the socket; see README Troubleshooting"
         }
-        _ => "will keep retrying",
+        _ => {
+            "is salt-master running? does this user have read access to the socket? \
+             see README Troubleshooting"
+        }
     }
 }
 
 /// Connects with `connect`, reads until the connection ends, and repeats
-/// until shutdown or until the receiver goes away.
+/// until shutdown or until the receiver goes away. `address` (the socket
+/// path, or host:port) is what the logs say was tried.
 pub(crate) async fn run_reconnecting<S, F, Fut>(
+    address: &str,
     mut connect: F,
     opts: &ReaderOptions,
     sender: &mut EventSender,
@@ -114,6 +128,8 @@ pub(crate) async fn run_reconnecting<S, F, Fut>(
     let mut backoff = Backoff::new(opts);
     let mut lost: Option<Lost> = None;
     let mut failures = 0u64;
+    let mut first_failure = Instant::now();
+    let mut last_reminder = Instant::now();
     loop {
         let attempt = tokio::select! {
             biased;
@@ -125,10 +141,20 @@ pub(crate) async fn run_reconnecting<S, F, Fut>(
             Err(e) => {
                 failures += 1;
                 if failures == 1 {
-                    tracing::warn!(source = %sender.source(), error = %e, hint = connect_hint(&e),
-                        "cannot connect to the master's event bus; retrying");
+                    first_failure = Instant::now();
+                    last_reminder = first_failure;
+                    tracing::warn!(
+                        "cannot connect to the Salt master's event bus at {address}: {e} ({}); retrying",
+                        connect_hint(&e)
+                    );
+                } else if last_reminder.elapsed() >= STILL_DOWN_EVERY {
+                    last_reminder = Instant::now();
+                    tracing::info!(
+                        "still cannot connect to the Salt master's event bus at {address} after {failures} attempts in {}s: {e}; retrying",
+                        first_failure.elapsed().as_secs()
+                    );
                 } else {
-                    tracing::debug!(source = %sender.source(), error = %e, failures, "connect failed");
+                    tracing::debug!(address, error = %e, failures, "connect failed");
                 }
                 let delay = backoff.next_delay();
                 tokio::select! {
@@ -140,18 +166,20 @@ pub(crate) async fn run_reconnecting<S, F, Fut>(
         };
         sender.stats().connects.fetch_add(1, Ordering::Relaxed);
         sender.stats().set_connected(true);
-        failures = 0;
-        backoff.reset();
         match lost.take() {
             Some(gap) => {
                 if gap.report(sender).await.is_err() {
                     return;
                 }
             }
-            None => {
-                tracing::info!(source = %sender.source(), "connected to the master's event bus")
-            }
+            None if failures > 0 => tracing::info!(
+                "connected to the master's event bus at {address} (after {failures} failed attempts in {:.1}s)",
+                first_failure.elapsed().as_secs_f64()
+            ),
+            None => tracing::info!("connected to the master's event bus at {address}"),
         }
+        failures = 0;
+        backoff.reset();
         let end = read_stream(stream, opts, sender, shutdown).await;
         sender.stats().set_connected(false);
         match end {

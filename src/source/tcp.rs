@@ -19,6 +19,6 @@ pub async fn run(
         s.set_nodelay(true)?;
         Ok::<_, std::io::Error>(s)
     };
-    run_reconnecting(connect, &opts, &mut sender, &mut shutdown).await;
+    run_reconnecting(&addr, connect, &opts, &mut sender, &mut shutdown).await;
     Ok(())
 }
