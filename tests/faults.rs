@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::bus_feed::{BusFeed, Tally};
-use support::daemon::{webhook_events, webhook_numbers, Daemon};
+use support::daemon::{env_duration, webhook_events, webhook_numbers, Daemon};
 use support::http_receiver::Receiver;
 use support::tansu::{consume_up_to, Tansu};
 
@@ -68,10 +68,7 @@ routes:
 /// The outage length: 60 s as the issue asks; `SALTBRIDGE_FAULT_OUTAGE`
 /// changes it (`10m` for a soak, `10s` when iterating locally).
 fn outage() -> Duration {
-    std::env::var("SALTBRIDGE_FAULT_OUTAGE")
-        .ok()
-        .and_then(|s| humantime::parse_duration(&s).ok())
-        .unwrap_or(Duration::from_secs(60))
+    env_duration("SALTBRIDGE_FAULT_OUTAGE", Duration::from_secs(60))
 }
 
 /// Events per second for the outage test: 1,000, or `SALTBRIDGE_FAULT_RATE`.

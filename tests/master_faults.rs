@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::bus_feed::Tally;
-use support::daemon::{webhook_events, Daemon};
+use support::daemon::{env_duration, webhook_events, Daemon};
 use support::http_receiver::Receiver;
 use support::salt_sandbox::{SaltSandbox, SandboxOptions};
 
@@ -115,10 +115,7 @@ routes:
 }
 
 fn soak() -> Duration {
-    std::env::var("SALTBRIDGE_SOAK")
-        .ok()
-        .and_then(|s| humantime::parse_duration(&s).ok())
-        .unwrap_or(Duration::from_secs(60))
+    env_duration("SALTBRIDGE_SOAK", Duration::from_secs(60))
 }
 
 async fn start_master() -> Option<SaltSandbox> {

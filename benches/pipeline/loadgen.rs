@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::support::frame;
+
 /// The tag of the event that marks the end of a backlog.
 pub const SENTINEL_TAG: &str = "bench/sentinel";
 
@@ -29,25 +31,6 @@ pub enum Kind {
     Small,
     /// `state.apply` job returns of about 5 KB.
     StateApply,
-}
-
-/// One bare-map frame around `body`, as Salt 3008 packs it.
-pub fn frame(body: &[u8]) -> Vec<u8> {
-    let mut f = vec![
-        0x82, 0xa4, b'h', b'e', b'a', b'd', 0x80, 0xa4, b'b', b'o', b'd', b'y',
-    ];
-    let n = body.len();
-    if n < 256 {
-        f.extend_from_slice(&[0xc4, n as u8]);
-    } else if n < 65_536 {
-        f.push(0xc5);
-        f.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        f.push(0xc6);
-        f.extend_from_slice(&(n as u32).to_be_bytes());
-    }
-    f.extend_from_slice(body);
-    f
 }
 
 fn event_frame(tag: &str, data: &Value) -> Vec<u8> {

@@ -17,6 +17,8 @@ mod daemon;
 mod loadgen;
 mod paced;
 mod receiver;
+#[path = "../support/mod.rs"]
+mod support;
 mod table;
 #[path = "../../tests/support/tansu.rs"]
 mod tansu;

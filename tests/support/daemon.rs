@@ -91,3 +91,12 @@ pub fn webhook_numbers(receiver: &Receiver) -> Vec<u64> {
         .filter_map(|(_, d, _)| d["n"].as_u64())
         .collect()
 }
+
+/// A duration from the environment variable `name` (humantime, e.g.
+/// `10m`), else `default`: how the fault tests are lengthened into soaks.
+pub fn env_duration(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| humantime::parse_duration(&s).ok())
+        .unwrap_or(default)
+}
