@@ -192,7 +192,7 @@ async fn sinks_down_at_2000_events_a_second_the_master_never_drops_the_reader() 
     // master's own publisher): the figure is printed; here it must at
     // least be a real stream.
     assert!(
-        rate > 500.0,
+        rate > 200.0,
         "the firehose reached {rate:.0} events/s: too slow to show anything"
     );
 }
