@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod pipeline;
 pub mod route;
+pub mod salt_return;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

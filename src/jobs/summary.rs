@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 
 use super::tracker::{FindJob, Job};
-use crate::sink::webhook::presets::salt::{
+use crate::salt_return::{
     is_state_fun, return_text, state_results, truncate, StateCounts, StateResult,
 };
 

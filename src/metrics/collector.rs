@@ -221,7 +221,7 @@ impl Observed {
         let counters: [(&str, &str, Read); 7] = [
             (
                 "saltbridge_sink_accepted",
-                "Events accepted into the sink's queue.",
+                "Events written to the sink's spool.",
                 |s| &s.accepted,
             ),
             (
@@ -246,12 +246,12 @@ impl Observed {
             ),
             (
                 "saltbridge_sink_undelivered_at_stop",
-                "Of the dead letters: events not delivered because saltbridge stopped.",
+                "Events left in the spool when saltbridge stopped, sent at the next start.",
                 |s| &s.not_delivered,
             ),
             (
                 "saltbridge_sink_dropped",
-                "Events dropped because the sink's queue was full.",
+                "Events dropped by the spool's when_full policy at its disk bound.",
                 |s| &s.overflowed,
             ),
         ];

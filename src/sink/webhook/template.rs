@@ -14,8 +14,8 @@ use std::borrow::Cow;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 
-use super::presets::salt::{self, StateResult};
 use crate::decode::json::write_str;
+use crate::salt_return::{self as salt, StateResult};
 use crate::sink::Outgoing;
 
 /// A text that is either fixed or a compiled template (by name).

@@ -19,7 +19,7 @@
 
 use serde_json::{Map, Value};
 
-use super::salt::{
+use crate::salt_return::{
     compact, format_args, is_state_fun, return_text, state_results, truncate, StateCounts,
 };
 use crate::sink::Outgoing;

@@ -9,7 +9,6 @@
 
 pub mod chat;
 pub mod message;
-pub mod salt;
 
 use serde_json::Value;
 

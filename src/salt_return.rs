@@ -1,5 +1,5 @@
-//! What the presets (and the template filters) need to know about Salt's job
-//! returns: how to read a state run's results, how to show a function's
+//! What saltbridge needs to know about Salt's job returns (the job
+//! tracker's summaries, the chat presets and the template filters): how to read a state run's results, how to show a function's
 //! arguments, and how to cut long text without breaking characters.
 //!
 //! A state run returns a map of `<module>_|-<id>_|-<name>_|-<function>` to
