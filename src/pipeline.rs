@@ -14,8 +14,8 @@ use crate::dedup::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
 use crate::event::Event;
 use crate::jobs::{JobConfig, JobTracker};
 use crate::route::config::{JobsConfig, TwinsConfig};
-use crate::route::Fnmatch;
 use crate::route::{RouteTable, Routing};
+use crate::salt::Fnmatch;
 
 /// What became of one event.
 #[derive(Debug)]

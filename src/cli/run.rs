@@ -23,10 +23,10 @@ use clap::Args;
 use super::{recv_opt, setup, sleep_until, EX_CONFIG};
 use crate::delivery::{self, DeadLetters, SinkQueue, SinkStats};
 use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
+use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::reload;
 use crate::shutdown::{os_signal, ShutdownSignal};
-use crate::sink::Outgoing;
 use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
 
 /// Arguments of `saltbridge run`.

@@ -30,6 +30,7 @@ use std::hash::{Hash, Hasher};
 use serde_json::{Map, Value};
 
 use super::TwinKind;
+use crate::salt::jid::is_bare_jid;
 use crate::Event;
 
 /// What an event is to the twin filter.
@@ -223,20 +224,6 @@ fn job_shape(rest: &str) -> Shape<'_> {
         }
     }
     Shape::Other
-}
-
-/// A jid as `salt.utils.jid.gen_jid` makes it: 20 digits (`%Y%m%d%H%M%S%f`),
-/// or with `unique_jid: True`, 20 digits, `_` and the master's pid.
-pub(super) fn is_bare_jid(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    if b.len() < 20 || !b[..20].iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    match &b[20..] {
-        [] => true,
-        [b'_', pid @ ..] => !pid.is_empty() && pid.iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
 }
 
 /// `<module>.<function>`: the first and last part of a state's key

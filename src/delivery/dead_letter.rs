@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::decode::json::write_str;
-use crate::sink::Outgoing;
+use crate::event::json::write_str;
+use crate::outgoing::Outgoing;
 
 /// Appends dead letters to one file; cheap to clone, safe to share.
 #[derive(Debug, Clone)]

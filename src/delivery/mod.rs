@@ -16,24 +16,18 @@ pub mod dead_letter;
 pub mod retry;
 mod worker;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use serde::Deserialize;
 
-use crate::sink::{Outgoing, SendError};
+use crate::outgoing::Outgoing;
+use crate::sink::{Batching, Deliver};
+pub use crate::sink_stats::SinkStats;
 use crate::spool::{AppendError, SpoolSettings, SpoolWriter};
 pub use dead_letter::DeadLetters;
 pub use retry::RetryPolicy;
 pub use worker::{start, WorkerOptions};
-
-/// Something that can send a batch: a sink, or a fake one in tests.
-pub trait Deliver: Send + Sync + 'static {
-    fn send(&self, batch: &[Outgoing]) -> impl Future<Output = Result<(), SendError>> + Send;
-}
 
 /// Delivery settings every sink accepts beside its own (`spool`, `retry`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -60,65 +54,6 @@ impl DeliverySettings {
         }
         let value = serde_json::Value::Object(mine);
         serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
-    }
-}
-
-/// How a worker groups events into one send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Batching {
-    pub max_events: usize,
-    pub max_bytes: usize,
-    pub max_wait: Duration,
-}
-
-/// Counters per sink, read by `status`, `/metrics` and the end-of-run summary.
-#[derive(Debug)]
-pub struct SinkStats {
-    /// Events in the sink's spool not yet settled (delivered or dead-lettered).
-    pub queued: AtomicU64,
-    /// Bytes those events take in the spool.
-    pub queued_bytes: AtomicU64,
-    /// Events written to the spool.
-    pub accepted: AtomicU64,
-    pub delivered: AtomicU64,
-    /// Sends that failed (each attempt), whether retried or not.
-    pub failures: AtomicU64,
-    /// Sends that failed and were tried again.
-    pub retries: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    /// Dropped by the spool's `when_full` policy (the disk bound was reached).
-    pub overflowed: AtomicU64,
-    /// Dead-lettered because saltbridge stopped before delivering them.
-    pub not_delivered: AtomicU64,
-    /// Seconds from reading an event off the bus to the sink's acknowledgement.
-    pub latency: Histogram,
-}
-
-/// Latency buckets: 0.5 ms to ~33 s, doubling.
-pub fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 17))
-}
-
-impl Default for SinkStats {
-    fn default() -> Self {
-        SinkStats {
-            queued: AtomicU64::new(0),
-            queued_bytes: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            overflowed: AtomicU64::new(0),
-            not_delivered: AtomicU64::new(0),
-            latency: latency_histogram(),
-        }
-    }
-}
-
-impl SinkStats {
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
     }
 }
 

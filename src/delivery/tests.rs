@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::*;
 use crate::event::Event;
+use crate::outgoing::Outgoing;
 use crate::shutdown::ShutdownSignal;
-use crate::sink::{Outgoing, SendError};
+use crate::sink::SendError;
 
 /// A sink that answers from a script, then succeeds; records every batch.
 #[derive(Default)]

@@ -17,8 +17,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{Batching, DeadLetters, Deliver, DeliverySettings, SinkHandle, SinkQueue, SinkStats};
+use crate::outgoing::Outgoing;
 use crate::shutdown::Shutdown;
-use crate::sink::{Outgoing, SendError};
+use crate::sink::SendError;
 use crate::spool::{self, Batch, SpoolError, SpoolReader};
 
 struct Ctx<S> {

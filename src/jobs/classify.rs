@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 
 use crate::event::Event;
+use crate::salt::jid::is_bare_jid;
 
 const FIND_JOB: &str = "saltutil.find_job";
 
@@ -195,19 +196,5 @@ pub(super) fn jid_text(v: &Value) -> Option<String> {
         Value::String(s) if !s.is_empty() && !s.contains('/') => Some(s.clone()),
         Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// A jid as `salt.utils.jid.gen_jid` makes it: 20 digits, optionally `_`
-/// and the master's pid (`unique_jid: True`).
-fn is_bare_jid(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    if b.len() < 20 || !b[..20].iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    match &b[20..] {
-        [] => true,
-        [b'_', pid @ ..] => !pid.is_empty() && pid.iter().all(u8::is_ascii_digit),
-        _ => false,
     }
 }

@@ -31,6 +31,8 @@
 //! The summary data is documented in `docs/jobs.md`.
 
 mod classify;
+mod digest;
+mod job;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -38,7 +40,7 @@ mod tracker;
 
 use std::time::Duration;
 
-use crate::route::Fnmatch;
+use crate::salt::Fnmatch;
 
 pub use tracker::JobTracker;
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::summary::parse_stamp;
 use super::{JobConfig, JobTracker};
 use crate::event::Event;
-use crate::route::Fnmatch;
+use crate::salt::Fnmatch;
 
 fn ev(tag: &str, data: Value) -> Event {
     Event::synthetic(tag, data, Arc::from("ipc:/test"))

@@ -10,101 +10,11 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::classify::{classify, strings, JobEvent};
-use super::summary::{self, Closed, ReturnDigest};
+use super::digest::ReturnDigest;
+use super::job::{FindJob, Job};
+use super::summary::{self, Closed};
 use super::{summary_tag, JobConfig};
 use crate::event::Event;
-
-/// What a `find_job` poll last said about a minion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FindJob {
-    /// Asked, never answered.
-    NoAnswer,
-    /// Answered with the job's data: still running it.
-    Running,
-    /// Answered `{}`: no longer running it.
-    NotRunning,
-}
-
-/// One minion of a job.
-#[derive(Debug, Default)]
-pub(super) struct MinionState {
-    /// Listed in `missing` when the job was published: known absent.
-    pub missing: bool,
-    pub ret: Option<ReturnDigest>,
-    pub find_job: Option<FindJob>,
-}
-
-/// One open job.
-#[derive(Debug)]
-pub(super) struct Job {
-    pub jid: Box<str>,
-    /// A runner job (`salt/run/<jid>/...`): no minions, one return.
-    pub runner: bool,
-    pub source: Arc<str>,
-    pub fun: String,
-    pub arg: Value,
-    pub tgt: Value,
-    pub tgt_type: Value,
-    pub user: Value,
-    /// `_stamp` of the announcement.
-    pub start: Option<String>,
-    pub minions: BTreeMap<String, MinionState>,
-    /// A runner job's return.
-    pub runner_ret: Option<ReturnDigest>,
-    pub find_job_polls: u32,
-    /// Expected minions that have neither returned nor are missing.
-    pending: usize,
-    seq: u64,
-    deadline: Instant,
-}
-
-impl Job {
-    /// Every minion expected to return has.
-    fn all_returned(&self) -> bool {
-        self.pending == 0
-    }
-
-    /// The minion `id`, added as expected (not yet returned) if it is new.
-    fn expect(&mut self, id: &str) -> &mut MinionState {
-        if !self.minions.contains_key(id) {
-            self.pending += 1;
-        }
-        self.minions.entry(id.to_owned()).or_default()
-    }
-
-    /// Records minion `id`'s return, unless it already returned.
-    fn record_return(&mut self, id: &str, digest: impl FnOnce() -> ReturnDigest) {
-        match self.minions.get_mut(id) {
-            Some(m) if m.ret.is_some() => {}
-            Some(m) => {
-                if !m.missing {
-                    self.pending -= 1;
-                }
-                m.ret = Some(digest());
-            }
-            // Not targeted, yet it returned (a syndic's minion): counted, never awaited.
-            None => {
-                let m = MinionState {
-                    ret: Some(digest()),
-                    ..MinionState::default()
-                };
-                self.minions.insert(id.to_owned(), m);
-            }
-        }
-    }
-
-    /// Marks minion `id` as known absent: it is not awaited.
-    fn set_missing(&mut self, id: &str) {
-        let was_expected = self.minions.contains_key(id);
-        let m = self.minions.entry(id.to_owned()).or_default();
-        if !m.missing && m.ret.is_none() {
-            m.missing = true;
-            if was_expected {
-                self.pending -= 1;
-            }
-        }
-    }
-}
 
 /// Follows jobs and emits their summaries; see the module documentation.
 ///

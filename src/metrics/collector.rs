@@ -19,7 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::Observed;
-use crate::delivery::SinkStats;
+use crate::sink_stats::SinkStats;
 use crate::source::SourceStats;
 
 /// The `Content-Type` of what [`render`] writes.

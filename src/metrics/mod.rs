@@ -18,7 +18,7 @@ pub mod summary;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::delivery::SinkStats;
+use crate::sink_stats::SinkStats;
 use crate::source::SourceStats;
 pub use heartbeat::Heartbeat;
 pub use pipeline_stats::PipelineStats;

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::config::{RouteConfig, RoutesFile, Unmatched};
-use super::error::ConfigError;
-use super::load::located;
+use super::error::{located, ConfigError};
 use super::predicate::did_you_mean;
 use crate::source::SourceSpec;
 

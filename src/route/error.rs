@@ -89,3 +89,13 @@ impl From<ConfigError> for ConfigErrors {
         ConfigErrors(vec![e])
     }
 }
+
+/// An error at the line and column of `at`.
+pub(crate) fn located<T>(
+    path: &std::path::Path,
+    at: &serde_saphyr::Spanned<T>,
+    field: &str,
+    message: impl Into<String>,
+) -> ConfigError {
+    ConfigError::new(path, Some(at.referenced), field, message)
+}

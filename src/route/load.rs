@@ -8,16 +8,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use regex::bytes::RegexSetBuilder;
-use serde_saphyr::Spanned;
 
 use super::config::{RoutesFile, Unmatched};
 use super::dedup::RecentKeys;
-use super::error::{ConfigError, ConfigErrors};
-use super::fnmatch::Fnmatch;
+use super::error::{located, ConfigError, ConfigErrors};
 use super::interpolate::interpolate;
 use super::predicate::did_you_mean;
 use super::table::{Route, RouteTable};
 use super::tag_index::TagIndex;
+use crate::salt::Fnmatch;
 
 /// Top-level and per-route field names, for "did you mean".
 const KNOWN_FIELDS: &[&str] = &[
@@ -214,13 +213,4 @@ fn compile(path: &Path, file: RoutesFile) -> Result<RouteTable, ConfigErrors> {
         sink_lines,
         templates,
     ))
-}
-
-pub(crate) fn located<T>(
-    path: &Path,
-    at: &Spanned<T>,
-    field: &str,
-    message: impl Into<String>,
-) -> ConfigError {
-    ConfigError::new(path, Some(at.referenced), field, message)
 }

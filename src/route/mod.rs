@@ -6,10 +6,8 @@ mod check;
 pub mod config;
 mod dedup;
 pub mod error;
-pub mod fnmatch;
 pub mod interpolate;
 mod load;
-pub(crate) mod partial;
 pub mod predicate;
 pub mod reload;
 mod table;
@@ -17,7 +15,6 @@ pub mod tag_glob;
 mod tag_index;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use fnmatch::Fnmatch;
 pub use load::{load_file, load_str};
 pub use table::{RouteMatch, RouteTable, Routing};
 pub use tag_glob::TagGlobs;

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use super::fnmatch::Fnmatch;
+use crate::salt::Fnmatch;
 use regex::Regex;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;

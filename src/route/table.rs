@@ -15,9 +15,9 @@ use regex::bytes::RegexSet;
 
 use super::config::{DropConfig, JobsConfig, TwinsConfig};
 use super::dedup::RecentKeys;
-use super::partial::WantedKeys;
 use super::predicate::Predicate;
 use super::tag_index::TagIndex;
+use crate::event::partial::WantedKeys;
 use crate::event::Event;
 
 static FIND_JOB: std::sync::LazyLock<memchr::memmem::Finder<'static>> =

@@ -1,8 +1,8 @@
 //! Tag globs for `tail --tag`: a set of fnmatch globs (see [`Fnmatch`]),
 //! indexed so that many of them cost little more than one.
 
-use super::fnmatch::Fnmatch;
 use super::tag_index::TagIndex;
+use crate::salt::Fnmatch;
 
 /// A set of compiled tag globs.
 #[derive(Debug, Clone)]

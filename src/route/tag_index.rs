@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::fnmatch::Fnmatch;
+use crate::salt::Fnmatch;
 
 /// Globs filed by a literal part, and the byte lengths of those parts.
 #[derive(Debug, Clone, Default)]

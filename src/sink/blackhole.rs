@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
-use crate::sink::{parse_settings, Outgoing, SendError, SinkConfigError};
+use crate::outgoing::Outgoing;
+use crate::sink::{parse_settings, SendError, SinkConfigError};
 
 /// How many events a blackhole takes per send: large, so the delivery
 /// worker's per-batch cost does not hide the pipeline's.

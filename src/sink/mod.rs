@@ -10,47 +10,22 @@ pub mod blackhole;
 pub mod kafka;
 pub mod webhook;
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::future::Future;
+use std::time::Duration;
 
-use crate::event::Event;
+pub use crate::outgoing::Outgoing;
 
-/// One event on its way to a sink, with what the templates may use.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Shared by every sink the event goes to: cloning an `Outgoing` does
-    /// not copy the event's data.
-    pub event: Arc<Event>,
-    /// The route that sent it here.
-    pub route: String,
-    /// `Event::idempotency_key`, computed once.
-    pub key: String,
+/// Something that can send a batch: a sink, or a fake one in tests.
+pub trait Deliver: Send + Sync + 'static {
+    fn send(&self, batch: &[Outgoing]) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
-impl Outgoing {
-    pub fn new(event: impl Into<Arc<Event>>, route: impl Into<String>) -> Self {
-        let event = event.into();
-        let key = event.idempotency_key();
-        Outgoing {
-            event,
-            route: route.into(),
-            key,
-        }
-    }
-
-    /// The context every template sees: `tag`, `data`, `route`, `key`,
-    /// `received_at` (RFC 3339), `source`.
-    pub fn template_context(&self) -> minijinja::Value {
-        let received: SystemTime = self.event.received_at();
-        minijinja::context! {
-            tag => self.event.tag(),
-            data => minijinja::Value::from(minijinja::value::Serde(self.event.data())),
-            route => &self.route,
-            key => &self.key,
-            received_at => humantime::format_rfc3339_micros(received).to_string(),
-            source => self.event.source(),
-        }
-    }
+/// How a worker groups events into one send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub max_wait: Duration,
 }
 
 /// Why a send failed.
@@ -180,23 +155,19 @@ impl Sink {
 
     /// How the delivery worker groups events: a webhook's `batch`, or
     /// Kafka's own batching of everything queued (up to 1,000 records).
-    pub fn batching(&self) -> Option<crate::delivery::Batching> {
+    pub fn batching(&self) -> Option<Batching> {
         match self {
-            Sink::Webhook(w) => w
-                .config()
-                .batch
-                .as_ref()
-                .map(|b| crate::delivery::Batching {
-                    max_events: b.max_events,
-                    max_bytes: b.max_bytes,
-                    max_wait: b.max_wait,
-                }),
-            Sink::Kafka(_) => Some(crate::delivery::Batching {
+            Sink::Webhook(w) => w.config().batch.as_ref().map(|b| Batching {
+                max_events: b.max_events,
+                max_bytes: b.max_bytes,
+                max_wait: b.max_wait,
+            }),
+            Sink::Kafka(_) => Some(Batching {
                 max_events: 1_000,
                 max_bytes: 16 << 20,
                 max_wait: Duration::ZERO,
             }),
-            Sink::Blackhole(_) => Some(crate::delivery::Batching {
+            Sink::Blackhole(_) => Some(Batching {
                 max_events: blackhole::BATCH_EVENTS,
                 max_bytes: usize::MAX,
                 max_wait: Duration::ZERO,
@@ -205,7 +176,7 @@ impl Sink {
     }
 }
 
-impl crate::delivery::Deliver for Sink {
+impl Deliver for Sink {
     async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
         match self {
             Sink::Webhook(w) => w.send(batch).await,

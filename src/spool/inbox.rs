@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::{AppendError, SpoolWriter};
 use crate::event::{Event, JsonText};
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// The inbox directory of the spool in `spool_dir`.
 pub fn dir(spool_dir: &Path) -> PathBuf {

@@ -36,7 +36,7 @@ pub use record::age;
 use segment::Segment;
 pub use writer::{AppendError, SpoolWriter};
 
-use crate::delivery::SinkStats;
+use crate::sink_stats::SinkStats;
 
 /// A spool that cannot be opened.
 #[derive(Debug, thiserror::Error)]

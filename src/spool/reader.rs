@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::record::{self, Read1, SourceNames};
 use super::{Segment, Shared};
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// A run of spooled events handed to the sink.
 pub struct Batch {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::event::{Event, JsonText, RawBody};
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// Length and CRC in front of every payload.
 pub const HEADER: usize = 8;

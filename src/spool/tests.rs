@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::event::Event;
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 fn ev(n: usize) -> Outgoing {
     Outgoing::new(

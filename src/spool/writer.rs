@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{record, segment, Fsync, Segment, Shared, State, WhenFull};
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// Why an event was not spooled.
 #[derive(Debug, thiserror::Error)]

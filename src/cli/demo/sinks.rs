@@ -8,10 +8,11 @@ use std::path::Path;
 
 use super::receiver::{ReceivedRequest, Receiver};
 use crate::cli::setup;
+use crate::outgoing::Outgoing;
 use crate::route::{ConfigErrors, RouteTable};
 use crate::sink::kafka::{KafkaConfig, RecordBuilder};
 use crate::sink::webhook::WebhookSink;
-use crate::sink::{Outgoing, SinkConfigError};
+use crate::sink::SinkConfigError;
 
 /// A sink as the demo runs it.
 pub enum DemoSink {

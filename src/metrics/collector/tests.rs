@@ -4,9 +4,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::render;
-use crate::delivery::SinkStats;
 use crate::metrics::scrape::{quantile, Scrape};
 use crate::metrics::{Heartbeat, Observed, PipelineStats};
+use crate::sink_stats::SinkStats;
 use crate::source::SourceStats;
 
 fn observed() -> Arc<Observed> {

@@ -33,7 +33,8 @@ pub use record::{
     HEADER_ROUTE, HEADER_TAG,
 };
 
-use crate::sink::{Outgoing, SendError, SinkConfigError};
+use crate::outgoing::Outgoing;
+use crate::sink::{SendError, SinkConfigError};
 
 /// How long [`KafkaSink::send`] waits past `timeout` for librdkafka's own
 /// report before it gives up on a record (its timer runs about once a second).

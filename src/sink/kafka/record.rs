@@ -16,10 +16,11 @@ use serde_json::Value;
 
 use super::config::KafkaConfig;
 use super::template::{Template, Templates};
-use crate::decode::json::write_str;
-use crate::route::partial::WantedKeys;
-use crate::route::Fnmatch;
-use crate::sink::{Outgoing, SinkConfigError};
+use crate::event::json::write_str;
+use crate::event::partial::WantedKeys;
+use crate::outgoing::Outgoing;
+use crate::salt::Fnmatch;
+use crate::sink::SinkConfigError;
 
 /// The headers every record carries.
 pub const HEADER_TAG: &str = "saltbridge-tag";

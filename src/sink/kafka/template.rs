@@ -12,7 +12,7 @@
 use minijinja::value::{from_args, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// One compiled template, or a literal string.
 #[derive(Debug, Clone)]

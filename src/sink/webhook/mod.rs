@@ -31,7 +31,8 @@ use config::err;
 pub use config::{Auth, BatchConfig, HmacAuth, Preset, WebhookConfig};
 use template::Text;
 
-use crate::sink::{Outgoing, SendError, SinkConfigError};
+use crate::outgoing::Outgoing;
+use crate::sink::{SendError, SinkConfigError};
 
 /// Carries the event's idempotency key (a batch: its first event's).
 pub const KEY_HEADER: &str = "x-saltbridge-key";

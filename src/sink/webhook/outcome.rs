@@ -50,7 +50,7 @@ pub fn excerpt(body: &[u8]) -> String {
         .chars()
         .filter(|c| !c.is_control())
         .collect();
-    crate::salt_return::truncate(&one_line, EXCERPT_CHARS)
+    crate::salt::returns::truncate(&one_line, EXCERPT_CHARS)
 }
 
 fn with_excerpt(mut reason: String, body: &[u8]) -> String {

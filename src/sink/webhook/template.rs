@@ -14,9 +14,9 @@ use std::borrow::Cow;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value};
 
-use crate::decode::json::write_str;
-use crate::salt_return::{self as salt, StateResult};
-use crate::sink::Outgoing;
+use crate::event::json::write_str;
+use crate::outgoing::Outgoing;
+use crate::salt::returns::{self as salt, StateResult};
 
 /// A text that is either fixed or a compiled template (by name).
 #[derive(Debug, Clone)]

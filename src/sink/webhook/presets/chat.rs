@@ -15,7 +15,7 @@
 use serde_json::{json, Value};
 
 use super::message::{Item, Message, Status};
-use crate::salt_return::truncate;
+use crate::salt::returns::truncate;
 
 /// Slack mrkdwn needs `&`, `<` and `>` escaped, even inside code.
 fn slack_escape(s: &str) -> String {

@@ -19,10 +19,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::salt_return::{
+use crate::outgoing::Outgoing;
+use crate::salt::returns::{
     compact, format_args, is_state_fun, return_text, state_results, truncate, StateCounts,
 };
-use crate::sink::Outgoing;
 
 const MAX_STATE_ITEMS: usize = 10;
 const MAX_MINION_ITEMS: usize = 20;

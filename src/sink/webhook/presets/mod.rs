@@ -13,7 +13,7 @@ pub mod message;
 use serde_json::Value;
 
 use super::config::Preset;
-use crate::sink::Outgoing;
+use crate::outgoing::Outgoing;
 
 /// The request body of `preset` for one event, before any signature.
 pub fn render(preset: Preset, o: &Outgoing) -> Value {

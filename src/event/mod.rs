@@ -6,13 +6,16 @@
 //! decoder (see `docs/event-json.md` for how msgpack maps to JSON); a stage
 //! that needs to look inside asks [`Event::data`], which parses it at most once.
 
+pub mod json;
+pub mod partial;
+
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::decode::json::write_str;
+use json::write_str;
 
 /// Tags saltbridge itself emits start with this prefix.
 pub const OWN_TAG_PREFIX: &str = "saltbridge/";

@@ -1,0 +1,101 @@
+//! One open job and what is known of each of its minions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::digest::ReturnDigest;
+
+/// What a `find_job` poll last said about a minion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FindJob {
+    /// Asked, never answered.
+    NoAnswer,
+    /// Answered with the job's data: still running it.
+    Running,
+    /// Answered `{}`: no longer running it.
+    NotRunning,
+}
+
+/// One minion of a job.
+#[derive(Debug, Default)]
+pub(super) struct MinionState {
+    /// Listed in `missing` when the job was published: known absent.
+    pub missing: bool,
+    pub ret: Option<ReturnDigest>,
+    pub find_job: Option<FindJob>,
+}
+
+/// One open job.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub jid: Box<str>,
+    /// A runner job (`salt/run/<jid>/...`): no minions, one return.
+    pub runner: bool,
+    pub source: Arc<str>,
+    pub fun: String,
+    pub arg: Value,
+    pub tgt: Value,
+    pub tgt_type: Value,
+    pub user: Value,
+    /// `_stamp` of the announcement.
+    pub start: Option<String>,
+    pub minions: BTreeMap<String, MinionState>,
+    /// A runner job's return.
+    pub runner_ret: Option<ReturnDigest>,
+    pub find_job_polls: u32,
+    /// Expected minions that have neither returned nor are missing.
+    pub(super) pending: usize,
+    pub(super) seq: u64,
+    pub(super) deadline: Instant,
+}
+
+impl Job {
+    /// Every minion expected to return has.
+    pub(super) fn all_returned(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// The minion `id`, added as expected (not yet returned) if it is new.
+    pub(super) fn expect(&mut self, id: &str) -> &mut MinionState {
+        if !self.minions.contains_key(id) {
+            self.pending += 1;
+        }
+        self.minions.entry(id.to_owned()).or_default()
+    }
+
+    /// Records minion `id`'s return, unless it already returned.
+    pub(super) fn record_return(&mut self, id: &str, digest: impl FnOnce() -> ReturnDigest) {
+        match self.minions.get_mut(id) {
+            Some(m) if m.ret.is_some() => {}
+            Some(m) => {
+                if !m.missing {
+                    self.pending -= 1;
+                }
+                m.ret = Some(digest());
+            }
+            // Not targeted, yet it returned (a syndic's minion): counted, never awaited.
+            None => {
+                let m = MinionState {
+                    ret: Some(digest()),
+                    ..MinionState::default()
+                };
+                self.minions.insert(id.to_owned(), m);
+            }
+        }
+    }
+
+    /// Marks minion `id` as known absent: it is not awaited.
+    pub(super) fn set_missing(&mut self, id: &str) {
+        let was_expected = self.minions.contains_key(id);
+        let m = self.minions.entry(id.to_owned()).or_default();
+        if !m.missing && m.ret.is_none() {
+            m.missing = true;
+            if was_expected {
+                self.pending -= 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! What travels from the router to a sink: an event, the route that sent
+//! it, and its idempotency key. Shared by the spool, delivery and every
+//! sink; it imports none of them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::event::Event;
+
+/// One event on its way to a sink, with what the templates may use.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Shared by every sink the event goes to: cloning an `Outgoing` does
+    /// not copy the event's data.
+    pub event: Arc<Event>,
+    /// The route that sent it here.
+    pub route: String,
+    /// `Event::idempotency_key`, computed once.
+    pub key: String,
+}
+
+impl Outgoing {
+    pub fn new(event: impl Into<Arc<Event>>, route: impl Into<String>) -> Self {
+        let event = event.into();
+        let key = event.idempotency_key();
+        Outgoing {
+            event,
+            route: route.into(),
+            key,
+        }
+    }
+
+    /// The context every template sees: `tag`, `data`, `route`, `key`,
+    /// `received_at` (RFC 3339), `source`.
+    pub fn template_context(&self) -> minijinja::Value {
+        let received: SystemTime = self.event.received_at();
+        minijinja::context! {
+            tag => self.event.tag(),
+            data => minijinja::Value::from(minijinja::value::Serde(self.event.data())),
+            route => &self.route,
+            key => &self.key,
+            received_at => humantime::format_rfc3339_micros(received).to_string(),
+            source => self.event.source(),
+        }
+    }
+}
