@@ -8,7 +8,6 @@
 
 pub mod cli;
 pub mod decode;
-pub mod dedup;
 pub mod delivery;
 pub mod event;
 pub mod jobs;
@@ -22,6 +21,6 @@ pub mod sink;
 pub mod sink_stats;
 pub mod source;
 pub mod spool;
-pub mod tail;
+pub mod twins;
 
 pub use event::Event;

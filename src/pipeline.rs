@@ -10,12 +10,12 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::dedup::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
 use crate::event::Event;
 use crate::jobs::{JobConfig, JobTracker};
 use crate::route::config::{JobsConfig, TwinsConfig};
 use crate::route::{RouteTable, Routing};
 use crate::salt::Fnmatch;
+use crate::twins::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
 
 /// What became of one event.
 #[derive(Debug)]

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use bytes::Bytes;
 use saltbridge::decode::{decode_all, decode_message, BodyStyle, Decoded};
-use saltbridge::dedup::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
 use saltbridge::event::JsonText;
+use saltbridge::twins::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
 use saltbridge::Event;
 use serde_json::Value;
 

@@ -13,11 +13,11 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{recv_opt, sleep_until, Color, EX_CONFIG};
-use crate::dedup::TwinKind;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::{load_file, reload, Routing};
 use crate::shutdown::{os_signal, ShutdownSignal};
 use crate::source::{self, ReaderOptions, SourceSpec};
+use crate::twins::TwinKind;
 
 /// Arguments of `saltbridge explain`.
 #[derive(Args)]

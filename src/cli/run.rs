@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::{recv_opt, setup, sleep_until, EX_CONFIG};
-use crate::delivery::{self, DeadLetters, SinkQueue, SinkStats};
+use crate::delivery::{self, DeadLetters, SinkStats, SpoolHandle};
 use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
 use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
@@ -77,7 +77,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (stop_sinks, sinks_stop) = ShutdownSignal::new();
     let (stop_source, source_stop) = ShutdownSignal::new();
 
-    let mut queues: HashMap<String, SinkQueue> = HashMap::new();
+    let mut queues: HashMap<String, SpoolHandle> = HashMap::new();
     let mut tasks = Vec::new();
     let mut described = Vec::new();
     for b in sinks {
@@ -104,12 +104,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         };
-        let waiting = SinkStats::get(&h.queue.stats().queued);
+        let waiting = SinkStats::get(&h.spool.stats().queued);
         if waiting > 0 {
             tracing::info!(sink = %b.name, events = waiting, "sending what the spool kept from the last run");
         }
-        h.queue.import_replayed();
-        queues.insert(b.name.clone(), h.queue);
+        h.spool.import_replayed();
+        queues.insert(b.name.clone(), h.spool);
         tasks.push(h.task);
     }
     let routes: Vec<&str> = table.route_names().collect();
@@ -211,7 +211,7 @@ pub fn spool_dir(state_dir: &std::path::Path, name: &str) -> PathBuf {
 /// Offers each routed event to its sinks' queues.
 fn dispatch(
     outcomes: Vec<Outcome>,
-    queues: &HashMap<String, SinkQueue>,
+    queues: &HashMap<String, SpoolHandle>,
     pipeline_stats: &PipelineStats,
 ) {
     for o in outcomes {

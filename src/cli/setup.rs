@@ -8,16 +8,14 @@ use crate::route::{load_file, ConfigError, ConfigErrors, RouteTable};
 use crate::sink::Sink;
 
 /// A sink ready to start: its name, the sink, and its delivery settings.
-pub struct Built<T> {
+pub struct ConfiguredSink<T> {
     pub name: String,
     pub sink: T,
     pub delivery: DeliverySettings,
 }
 
-pub type BuiltSink = Built<Sink>;
-
 /// Loads `path` and builds every sink it defines.
-pub fn load(path: &Path) -> Result<(RouteTable, Vec<BuiltSink>), ConfigErrors> {
+pub fn load(path: &Path) -> Result<(RouteTable, Vec<ConfiguredSink<Sink>>), ConfigErrors> {
     let table = load_file(path)?;
     let sinks = build_sinks(path, &table)?;
     Ok((table, sinks))
@@ -33,7 +31,10 @@ pub fn check(path: &Path) -> Result<RouteTable, ConfigErrors> {
 }
 
 /// Builds the sinks of `table`; errors point at the sink's line.
-pub fn build_sinks(path: &Path, table: &RouteTable) -> Result<Vec<BuiltSink>, ConfigErrors> {
+pub fn build_sinks(
+    path: &Path,
+    table: &RouteTable,
+) -> Result<Vec<ConfiguredSink<Sink>>, ConfigErrors> {
     each_sink(path, table, Sink::from_config)
 }
 
@@ -42,7 +43,7 @@ pub(crate) fn each_sink<T>(
     path: &Path,
     table: &RouteTable,
     mut make: impl FnMut(&str, &serde_json::Value) -> Result<T, crate::sink::SinkConfigError>,
-) -> Result<Vec<Built<T>>, ConfigErrors> {
+) -> Result<Vec<ConfiguredSink<T>>, ConfigErrors> {
     let mut built = Vec::new();
     let mut errors = Vec::new();
     for (name, settings) in table.sinks() {
@@ -61,7 +62,7 @@ pub(crate) fn each_sink<T>(
             }
         };
         match make(name, &settings) {
-            Ok(sink) => built.push(Built {
+            Ok(sink) => built.push(ConfiguredSink {
                 name: name.clone(),
                 sink,
                 delivery,

@@ -58,13 +58,13 @@ impl DeliverySettings {
 }
 
 /// The router's end of a sink's spool.
-pub struct SinkQueue {
+pub struct SpoolHandle {
     name: Arc<str>,
     writer: Mutex<Option<SpoolWriter>>,
     stats: Arc<SinkStats>,
 }
 
-impl SinkQueue {
+impl SpoolHandle {
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -133,7 +133,7 @@ impl SinkQueue {
     }
 }
 
-impl Drop for SinkQueue {
+impl Drop for SpoolHandle {
     fn drop(&mut self) {
         self.close();
     }
@@ -141,7 +141,7 @@ impl Drop for SinkQueue {
 
 /// A started sink worker.
 pub struct SinkHandle {
-    pub queue: SinkQueue,
+    pub spool: SpoolHandle,
     pub task: tokio::task::JoinHandle<()>,
 }
 

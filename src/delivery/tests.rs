@@ -114,9 +114,9 @@ async fn retries_until_delivered_and_honours_retry_after() {
         .unwrap()
         .extend([retry(None), retry(Some(300)), Ok(())]);
     let t = setup(s, 10_000, None);
-    assert!(t.handle.queue.offer(ev(1)));
-    let stats = t.handle.queue.stats().clone();
-    drop(t.handle.queue);
+    assert!(t.handle.spool.offer(ev(1)));
+    let stats = t.handle.spool.stats().clone();
+    drop(t.handle.spool);
     t.handle.task.await.unwrap();
     let sent = t.sink.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 3);
@@ -137,10 +137,10 @@ async fn a_reject_goes_to_the_dead_letter_file_with_its_status() {
         status: Some(400),
     }));
     let t = setup(s, 10_000, None);
-    t.handle.queue.offer(ev(1));
-    t.handle.queue.offer(ev(2));
-    let stats = t.handle.queue.stats().clone();
-    drop(t.handle.queue);
+    t.handle.spool.offer(ev(1));
+    t.handle.spool.offer(ev(2));
+    let stats = t.handle.spool.stats().clone();
+    drop(t.handle.spool);
     t.handle.task.await.unwrap();
     let dead = dead_lines(&t.dead);
     assert_eq!(dead.len(), 1);
@@ -160,8 +160,8 @@ async fn retries_give_up_into_the_dead_letter_file() {
         .unwrap()
         .extend((0..1000).map(|_| retry(None)));
     let t = setup(s, 200, None);
-    t.handle.queue.offer(ev(1));
-    drop(t.handle.queue);
+    t.handle.spool.offer(ev(1));
+    drop(t.handle.spool);
     tokio::time::timeout(Duration::from_secs(5), t.handle.task)
         .await
         .unwrap()
@@ -185,9 +185,9 @@ async fn batches_take_what_is_queued_up_to_the_bounds() {
     };
     let t = setup(s, 10_000, Some(b));
     for n in 0..7 {
-        t.handle.queue.offer(ev(n));
+        t.handle.spool.offer(ev(n));
     }
-    drop(t.handle.queue);
+    drop(t.handle.spool);
     t.handle.task.await.unwrap();
     let sizes: Vec<usize> = t
         .sink
@@ -212,17 +212,17 @@ async fn stop_leaves_what_was_not_delivered_in_the_spool_for_the_next_start() {
         .extend((0..1000).map(|_| retry(Some(60_000))));
     let t = setup(s, 600_000, None);
     for n in 0..5 {
-        t.handle.queue.offer(ev(n));
+        t.handle.spool.offer(ev(n));
     }
-    t.handle.queue.flush();
-    let stats = t.handle.queue.stats().clone();
+    t.handle.spool.flush();
+    let stats = t.handle.spool.stats().clone();
     tokio::time::sleep(Duration::from_millis(200)).await;
     t.signal.trigger();
     tokio::time::timeout(Duration::from_secs(5), t.handle.task)
         .await
         .unwrap()
         .unwrap();
-    drop(t.handle.queue);
+    drop(t.handle.spool);
     assert!(
         dead_lines(&t.dead).is_empty(),
         "nothing is dead-lettered on stop"
@@ -253,8 +253,8 @@ async fn stop_leaves_what_was_not_delivered_in_the_spool_for_the_next_start() {
         stop,
     )
     .unwrap();
-    assert_eq!(SinkStats::get(&h.queue.stats().queued), 5);
-    drop(h.queue);
+    assert_eq!(SinkStats::get(&h.spool.stats().queued), 5);
+    drop(h.spool);
     h.task.await.unwrap();
     let tags: Vec<String> = again
         .sent
@@ -292,10 +292,10 @@ async fn a_full_spool_counts_what_it_drops() {
         stop,
     )
     .unwrap();
-    let accepted = (0..100).filter(|n| h.queue.offer(ev(*n))).count();
+    let accepted = (0..100).filter(|n| h.spool.offer(ev(*n))).count();
     assert!(accepted < 100 && accepted > 0, "{accepted}");
     assert_eq!(
-        SinkStats::get(&h.queue.stats().overflowed),
+        SinkStats::get(&h.spool.stats().overflowed),
         100 - accepted as u64
     );
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Batching, DeadLetters, Deliver, DeliverySettings, SinkHandle, SinkQueue, SinkStats};
+use super::{Batching, DeadLetters, Deliver, DeliverySettings, SinkHandle, SinkStats, SpoolHandle};
 use crate::outgoing::Outgoing;
 use crate::shutdown::Shutdown;
 use crate::sink::SendError;
@@ -76,7 +76,7 @@ pub fn start<S: Deliver>(
         opts.stop_deadline,
     ));
     Ok(SinkHandle {
-        queue: SinkQueue {
+        spool: SpoolHandle {
             name,
             writer: Mutex::new(Some(writer)),
             stats,

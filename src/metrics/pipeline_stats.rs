@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::dedup::TwinKind;
 use crate::pipeline::Outcome;
+use crate::twins::TwinKind;
 
 /// What routing decided, counted per route.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

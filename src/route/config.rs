@@ -53,7 +53,7 @@ pub enum Unmatched {
     Sinks(Vec<String>),
 }
 
-/// One switch per kind of Salt twin (see `dedup`), and the wait for a late twin.
+/// One switch per kind of Salt twin (see `twins`), and the wait for a late twin.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwinsConfig {

@@ -10,10 +10,10 @@ use std::path::Path;
 use regex::bytes::RegexSetBuilder;
 
 use super::config::{RoutesFile, Unmatched};
-use super::dedup::RecentKeys;
 use super::error::{located, ConfigError, ConfigErrors};
 use super::interpolate::interpolate;
 use super::predicate::did_you_mean;
+use super::route_dedup::RecentKeys;
 use super::table::{Route, RouteTable};
 use super::tag_index::TagIndex;
 use crate::salt::Fnmatch;

@@ -4,12 +4,12 @@
 
 mod check;
 pub mod config;
-mod dedup;
 pub mod error;
 pub mod interpolate;
 mod load;
 pub mod predicate;
 pub mod reload;
+mod route_dedup;
 mod table;
 pub mod tag_glob;
 mod tag_index;

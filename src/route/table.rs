@@ -14,8 +14,8 @@ use std::time::Instant;
 use regex::bytes::RegexSet;
 
 use super::config::{DropConfig, JobsConfig, TwinsConfig};
-use super::dedup::RecentKeys;
 use super::predicate::Predicate;
+use super::route_dedup::RecentKeys;
 use super::tag_index::TagIndex;
 use crate::event::partial::WantedKeys;
 use crate::event::Event;

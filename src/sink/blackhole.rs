@@ -3,7 +3,7 @@
 //! It exists to measure saltbridge itself: with a sink that costs nothing,
 //! a benchmark (`scripts/bench`) sees what reading, decoding, dropping twins
 //! and routing cost, without any network in the way. It takes no settings
-//! beyond `type` (and the `queue`/`retry` every sink accepts); documented in
+//! beyond `type` (and the `spool`/`retry` every sink accepts); documented in
 //! docs/sinks-blackhole.md.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! A sink only knows how to send one batch and how to classify the outcome:
 //! delivered, worth retrying (connection errors, timeouts, 5xx, 429, with a
 //! server's Retry-After), or rejected for good (other 4xx, a record the
-//! broker refuses). Retrying, backoff, dead letters and the per-sink queue
+//! broker refuses). Retrying, backoff, dead letters and the per-sink spool
 //! belong to `delivery`, so every sink gets them the same way.
 
 pub mod blackhole;

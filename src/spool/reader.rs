@@ -13,7 +13,7 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::record::{self, Read1, SourceNames};
+use super::record::{self, NextRecord, SourceNames};
 use super::{Segment, Shared};
 use crate::outgoing::Outgoing;
 
@@ -174,7 +174,7 @@ impl SpoolReader {
                 break;
             };
             match record::read_one(r) {
-                Ok(Read1::Record(payload, n)) => {
+                Ok(NextRecord::Record(payload, n)) => {
                     let seq = self.file_seq;
                     self.file_seq += 1;
                     match record::decode(&payload, &mut self.sources) {
@@ -187,8 +187,8 @@ impl SpoolReader {
                         }
                     }
                 }
-                Ok(Read1::End) => self.skip_segment(&seg, "it ends early"),
-                Ok(Read1::Bad(why)) => self.skip_segment(&seg, why),
+                Ok(NextRecord::End) => self.skip_segment(&seg, "it ends early"),
+                Ok(NextRecord::Bad(why)) => self.skip_segment(&seg, why),
                 Err(e) => {
                     tracing::error!(dir = %self.shared.dir.display(), error = %e, "spool: read error");
                     self.skip_segment(&seg, "read error");
@@ -221,7 +221,7 @@ impl SpoolReader {
             return false;
         }
         for _ in seg.first..self.file_seq {
-            if !matches!(record::read_one(&mut r), Ok(Read1::Record(..))) {
+            if !matches!(record::read_one(&mut r), Ok(NextRecord::Record(..))) {
                 return false;
             }
         }

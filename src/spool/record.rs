@@ -62,7 +62,7 @@ fn put_long(out: &mut Vec<u8>, b: &[u8]) {
 
 /// What reading one record found.
 #[derive(Debug)]
-pub enum Read1 {
+pub enum NextRecord {
     /// A whole, valid record of `len` bytes (header included).
     Record(Vec<u8>, usize),
     /// Clean end of file.
@@ -72,33 +72,33 @@ pub enum Read1 {
 }
 
 /// Reads the next record's payload from `r`.
-pub fn read_one(r: &mut impl Read) -> io::Result<Read1> {
+pub fn read_one(r: &mut impl Read) -> io::Result<NextRecord> {
     let mut head = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {
         match r.read(&mut head[got..])? {
-            0 if got == 0 => return Ok(Read1::End),
-            0 => return Ok(Read1::Bad("the file ends inside a record header")),
+            0 if got == 0 => return Ok(NextRecord::End),
+            0 => return Ok(NextRecord::Bad("the file ends inside a record header")),
             n => got += n,
         }
     }
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if len == 0 || len > MAX_RECORD {
-        return Ok(Read1::Bad("impossible record length"));
+        return Ok(NextRecord::Bad("impossible record length"));
     }
     let mut payload = vec![0u8; len];
     let mut got = 0;
     while got < len {
         match r.read(&mut payload[got..])? {
-            0 => return Ok(Read1::Bad("the file ends inside a record")),
+            0 => return Ok(NextRecord::Bad("the file ends inside a record")),
             n => got += n,
         }
     }
     if crc32fast::hash(&payload) != crc {
-        return Ok(Read1::Bad("checksum mismatch"));
+        return Ok(NextRecord::Bad("checksum mismatch"));
     }
-    Ok(Read1::Record(payload, HEADER + len))
+    Ok(NextRecord::Record(payload, HEADER + len))
 }
 
 /// Turns a valid payload back into the event and route it was.
@@ -195,7 +195,7 @@ mod tests {
         let o = Outgoing::new(ev, "route-a");
         let mut buf = Vec::new();
         encode(&mut buf, &o, true);
-        let Read1::Record(p, n) = read_one(&mut &buf[..]).unwrap() else {
+        let NextRecord::Record(p, n) = read_one(&mut &buf[..]).unwrap() else {
             panic!("not a record")
         };
         assert_eq!(n, buf.len());
@@ -215,7 +215,7 @@ mod tests {
         encode(&mut buf, &o, false);
         for cut in 1..buf.len() {
             assert!(
-                matches!(read_one(&mut &buf[..cut]).unwrap(), Read1::Bad(_)),
+                matches!(read_one(&mut &buf[..cut]).unwrap(), NextRecord::Bad(_)),
                 "cut {cut}"
             );
         }
@@ -224,8 +224,8 @@ mod tests {
         flipped[last] ^= 0x40;
         assert!(matches!(
             read_one(&mut &flipped[..]).unwrap(),
-            Read1::Bad("checksum mismatch")
+            NextRecord::Bad("checksum mismatch")
         ));
-        assert!(matches!(read_one(&mut &[][..]).unwrap(), Read1::End));
+        assert!(matches!(read_one(&mut &[][..]).unwrap(), NextRecord::End));
     }
 }

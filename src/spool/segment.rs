@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::record::{read_one, Read1};
+use super::record::{read_one, NextRecord};
 
 /// One segment file as the spool sees it.
 #[derive(Debug, Clone)]
@@ -70,11 +70,11 @@ pub fn scan(path: &Path) -> io::Result<Scan> {
     let (mut records, mut valid_bytes) = (0u64, 0u64);
     loop {
         match read_one(&mut r)? {
-            Read1::Record(_, n) => {
+            NextRecord::Record(_, n) => {
                 records += 1;
                 valid_bytes += n as u64;
             }
-            Read1::End => {
+            NextRecord::End => {
                 return Ok(Scan {
                     records,
                     valid_bytes,
@@ -82,7 +82,7 @@ pub fn scan(path: &Path) -> io::Result<Scan> {
                     bad: None,
                 })
             }
-            Read1::Bad(why) => {
+            NextRecord::Bad(why) => {
                 return Ok(Scan {
                     records,
                     valid_bytes,

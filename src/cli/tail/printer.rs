@@ -1,4 +1,4 @@
-//! `saltbridge tail`: print the bus as Salt's own listener would.
+//! The `tail` printer: the bus as Salt's own listener would print it.
 //!
 //! `json` writes one `{"tag": ..., "data": ...}` object a line in bus order,
 //! the data exactly as decoded. `pretty` follows `salt-run state.event

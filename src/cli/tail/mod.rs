@@ -1,5 +1,7 @@
 //! `saltbridge tail`: print the bus.
 
+mod printer;
+
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -10,7 +12,7 @@ use super::Color;
 use crate::route::TagGlobs;
 use crate::shutdown::{os_signal, ShutdownSignal};
 use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
-use crate::tail::{Format, TailPrinter};
+use printer::{Format, TailPrinter};
 
 /// Arguments of `saltbridge tail`.
 #[derive(Args)]
