@@ -6,9 +6,11 @@
 //! `metrics` serves what each stage counts.
 //! Each stage knows the next only through a channel.
 
-pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod delivery;
+pub mod demo;
 pub mod event;
 pub mod jobs;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod sink;
 pub mod sink_stats;
 pub mod source;
 pub mod spool;
+pub mod state_dir;
 pub mod twins;
 
 pub use event::Event;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use saltbridge::cli;
+mod cli;
 
 #[derive(Parser)]
 #[command(

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::source::{SourceSpec, SourceStats};
+use saltbridge::source::{SourceSpec, SourceStats};
 
 /// How long the source may try before the hint is given; a master that is
 /// up answers well within it.

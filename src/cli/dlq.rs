@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 
-use crate::delivery::dead_letter::{self, Entry};
-use crate::spool::inbox;
+use saltbridge::delivery::dead_letter::{self, Entry};
+use saltbridge::spool::{self, inbox};
+use saltbridge::state_dir::StateDir;
 
 /// Arguments of `saltbridge dlq`.
 #[derive(Args)]
@@ -87,7 +88,8 @@ impl Filter {
 }
 
 pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
-    let dead = args.state_dir.join("dead-letters.jsonl");
+    let state_dir = StateDir::new(&args.state_dir);
+    let dead = state_dir.dead_letters();
     let (entries, bad) = dead_letter::read_all(&dead)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dead.display()))?;
     if !bad.is_empty() {
@@ -101,7 +103,7 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         DlqCommand::List(f) => Ok(list(&dead, &entries, &f)),
         DlqCommand::Show { ids } => Ok(show(&entries, &ids)),
-        DlqCommand::Replay(f) => replay(&args.state_dir, &dead, &entries, &f),
+        DlqCommand::Replay(f) => replay(&state_dir, &dead, &entries, &f),
     }
 }
 
@@ -172,7 +174,7 @@ fn show(entries: &[Entry], ids: &[u64]) -> ExitCode {
 }
 
 fn replay(
-    state_dir: &Path,
+    state_dir: &StateDir,
     dead: &Path,
     entries: &[Entry],
     f: &Filter,
@@ -188,7 +190,7 @@ fn replay(
     }
     let bar = progress(chosen.len() as u64);
     for (sink, list) in by_sink {
-        let spool = super::run::spool_dir(state_dir, sink);
+        let spool = state_dir.spool(sink);
         // A batch per inbox file keeps a long replay's progress visible
         // and a crash mid-way cheap to resume (ids are marked per batch).
         for chunk in list.chunks(5_000) {
@@ -200,7 +202,7 @@ fn replay(
             dead_letter::mark_replayed(dead, &ids)?;
             bar.inc(chunk.len() as u64);
         }
-        let who = if spool_in_use(&spool) {
+        let who = if spool::in_use(&spool) {
             "the running saltbridge queues them within a second"
         } else {
             "saltbridge is not running: the next `saltbridge run` queues them"
@@ -210,17 +212,6 @@ fn replay(
     bar.finish_and_clear();
     eprintln!("replayed {} dead letters", chosen.len());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether a saltbridge holds the spool's lock.
-fn spool_in_use(spool: &Path) -> bool {
-    let Ok(f) = std::fs::File::options()
-        .write(true)
-        .open(spool.join("LOCK"))
-    else {
-        return false;
-    };
-    matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 /// A progress bar on a terminal for long replays; hidden otherwise.

@@ -12,12 +12,14 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{recv_opt, sleep_until, Color, EX_CONFIG};
-use crate::pipeline::{Outcome, Pipeline};
-use crate::route::{load_file, reload, Routing};
-use crate::shutdown::{os_signal, ShutdownSignal};
-use crate::source::{self, ReaderOptions, SourceSpec};
-use crate::twins::TwinKind;
+use super::{Color, EX_CONFIG};
+use saltbridge::config;
+use saltbridge::daemon::drive::{drive, Consumer};
+use saltbridge::pipeline::{Outcome, Pipeline};
+use saltbridge::route::{load_file, reload, Routing};
+use saltbridge::shutdown::{os_signal, ShutdownSignal};
+use saltbridge::source::{self, ReaderOptions, SourceSpec};
+use saltbridge::twins::TwinKind;
 
 /// Arguments of `saltbridge explain`.
 #[derive(Args)]
@@ -59,46 +61,37 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
-    let spec = super::choose_source(args.source.clone(), &table)?;
+    let spec = config::choose_source(args.source.clone(), &table)?;
     let (signal, shutdown) = ShutdownSignal::new();
-    let live = spec.is_live();
-    let mut reloads = if live {
-        Some(reload::watch(args.config.clone(), shutdown.clone()))
-    } else {
-        None
-    };
+    let reloads = spec
+        .is_live()
+        .then(|| reload::watch(args.config.clone(), shutdown.clone()));
     let mut src = source::spawn(spec, ReaderOptions::default(), shutdown);
     let mut pipeline = Pipeline::new(table, true);
-    let mut out = BufWriter::new(std::io::stdout());
-    let color = args.color.enabled();
-    let mut tally = Tally::default();
-    let stop = os_signal();
-    tokio::pin!(stop);
-    loop {
-        let deadline = pipeline.next_deadline();
-        let outcomes = tokio::select! {
-            _ = &mut stop => break,
-            ev = src.events.recv() => match ev {
-                Some(ev) => pipeline.push(ev, Instant::now()),
-                None => break,
-            },
-            _ = sleep_until(deadline) => pipeline.tick(Instant::now()),
-            Some(table) = recv_opt(&mut reloads) => {
-                pipeline.replace_table(table);
-                continue;
-            }
-        };
-        for o in outcomes {
-            print(&mut out, &o, args.format, color, &mut tally)?;
-        }
-        if src.events.is_empty() {
-            out.flush()?;
-        }
-    }
+    let mut explainer = Explainer {
+        out: BufWriter::new(std::io::stdout()),
+        format: args.format,
+        color: args.color.enabled(),
+        tally: Tally::default(),
+    };
+    drive(
+        &mut pipeline,
+        &mut src.events,
+        reloads,
+        os_signal(),
+        &mut explainer,
+    )
+    .await?;
+    let Explainer {
+        mut out,
+        format,
+        color,
+        mut tally,
+    } = explainer;
     // Jobs still open at the end of the input are summarised, incomplete.
     let incomplete = pipeline.job_tracker().open_jobs();
     for o in pipeline.flush(Instant::now()) {
-        print(&mut out, &o, args.format, color, &mut tally)?;
+        print(&mut out, &o, format, color, &mut tally)?;
     }
     out.flush()?;
     signal.trigger();
@@ -127,6 +120,27 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         pipeline.job_tracker().summarised(),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `explain`'s [`Consumer`]: every outcome printed.
+struct Explainer<W: Write> {
+    out: W,
+    format: ExplainFormat,
+    color: bool,
+    tally: Tally,
+}
+
+impl<W: Write> Consumer for Explainer<W> {
+    async fn outcomes(&mut self, outcomes: Vec<Outcome>) -> anyhow::Result<()> {
+        for o in outcomes {
+            print(&mut self.out, &o, self.format, self.color, &mut self.tally)?;
+        }
+        Ok(())
+    }
+
+    fn idle(&mut self) -> anyhow::Result<()> {
+        Ok(self.out.flush()?)
+    }
 }
 
 fn print(

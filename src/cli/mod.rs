@@ -1,5 +1,6 @@
-//! The commands, one file each; `main.rs` parses the command line and
-//! calls them.
+//! The commands' arguments and output, one file each; `main.rs` parses the
+//! command line and calls them. The work itself is in the library:
+//! `saltbridge::daemon`, `saltbridge::config`, `saltbridge::demo`.
 
 pub mod completions;
 pub mod demo;
@@ -9,7 +10,6 @@ pub mod explain;
 pub mod man;
 pub mod route_test;
 pub mod run;
-pub mod setup;
 pub mod status;
 pub mod tail;
 pub mod validate;
@@ -40,34 +40,4 @@ impl Color {
             }
         }
     }
-}
-
-/// Sleeps until `deadline`, or forever when there is none (for `select!`).
-pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Receives from `rx`, or waits forever when there is no channel (for `select!`).
-pub(crate) async fn recv_opt<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The source to read: `--source`, else the routes file's `source:`, else
-/// the master's default socket.
-pub(crate) fn choose_source(
-    arg: Option<crate::source::SourceSpec>,
-    table: &crate::route::RouteTable,
-) -> anyhow::Result<crate::source::SourceSpec> {
-    use anyhow::Context;
-    Ok(match (arg, table.source()) {
-        (Some(s), _) => s,
-        (None, Some(s)) => s.parse().context("source in the routes file")?,
-        (None, None) => crate::source::SourceSpec::default(),
-    })
 }

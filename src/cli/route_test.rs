@@ -24,9 +24,9 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::EX_CONFIG;
-use crate::event::Event;
-use crate::pipeline::{Outcome, Pipeline};
-use crate::route::load_file;
+use saltbridge::event::Event;
+use saltbridge::pipeline::{Outcome, Pipeline};
+use saltbridge::route::load_file;
 
 /// Arguments of `saltbridge test`.
 #[derive(Args)]

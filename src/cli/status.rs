@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::metrics::scrape::Scrape;
-use crate::metrics::summary::Summary;
-use crate::metrics::{Listen, DEFAULT_LISTEN};
+use saltbridge::metrics::scrape::Scrape;
+use saltbridge::metrics::summary::Summary;
+use saltbridge::metrics::{Listen, DEFAULT_LISTEN};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::setup;
 use super::EX_CONFIG;
+use saltbridge::config;
 
 /// Arguments of `saltbridge validate`.
 #[derive(Args)]
@@ -19,7 +19,7 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
-    match setup::check(&args.config) {
+    match config::check(&args.config) {
         Ok(table) => {
             println!(
                 "{}: ok ({} routes, {} sinks)",

@@ -51,6 +51,17 @@ pub enum SpoolError {
     Locked { dir: PathBuf },
 }
 
+/// Held (an OS file lock) by the saltbridge that has the spool open.
+const LOCK_FILE: &str = "LOCK";
+
+/// Whether a saltbridge has the spool in `dir` open (holds its lock).
+pub fn in_use(dir: &Path) -> bool {
+    let Ok(f) = File::options().write(true).open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Bookkeeping shared by the writer, the reader and the settling sends.
 struct State {
     segments: VecDeque<Segment>,
@@ -100,7 +111,7 @@ pub fn open(
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join("LOCK"))
+        .open(dir.join(LOCK_FILE))
         .map_err(io_err)?;
     match lock.try_lock() {
         Ok(()) => {}

@@ -4,55 +4,18 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::sinks::{Delivered, DemoSink};
 use super::DemoFormat;
-use crate::route::{RouteTable, Routing};
+use saltbridge::demo::sinks::{Delivered, DemoSink};
+use saltbridge::demo::{Arrival, Step, Verdict};
+use saltbridge::route::RouteTable;
 
 /// Bodies and values are cut to this many characters in text output.
 const SHOWN_CHARS: usize = 110;
 /// An incoming event's data, shown after its tag, is cut shorter.
 const DATA_CHARS: usize = 60;
-
-/// How an event reached the printer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
-    /// Read from the bus just now.
-    Bus,
-    /// Held by the twin filter earlier, released now (its twin never came).
-    Released,
-    /// Made by saltbridge itself (a `saltbridge/...` event).
-    Emitted,
-}
-
-/// What became of one event.
-pub enum Verdict {
-    /// A legacy event the twin filter holds until its twin comes or `window` passes.
-    Held {
-        window: Duration,
-    },
-    Twin {
-        kind: &'static str,
-        twin_of: String,
-    },
-    Routed {
-        routing: Routing,
-        key: String,
-        /// Per sink: its name, kind and what it received.
-        deliveries: Vec<(String, &'static str, Delivered)>,
-    },
-}
-
-pub struct Step {
-    pub tag: String,
-    /// The event's data as JSON text.
-    pub data: String,
-    pub arrival: Arrival,
-    pub verdict: Verdict,
-}
 
 #[derive(Default)]
 struct Tally {

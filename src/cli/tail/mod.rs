@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Color;
-use crate::route::TagGlobs;
-use crate::shutdown::{os_signal, ShutdownSignal};
-use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
 use printer::{Format, TailPrinter};
+use saltbridge::route::TagGlobs;
+use saltbridge::shutdown::{os_signal, ShutdownSignal};
+use saltbridge::source::{self, ReaderOptions, SourceSpec, SourceStats};
 
 /// Arguments of `saltbridge tail`.
 #[derive(Args)]
@@ -39,7 +39,7 @@ pub struct TailArgs {
     #[arg(long, default_value_t = 65_536, value_name = "N")]
     pub buffer: usize,
     /// Largest bus frame accepted, in bytes.
-    #[arg(long, default_value_t = crate::decode::DEFAULT_MAX_FRAME, value_name = "BYTES")]
+    #[arg(long, default_value_t = saltbridge::decode::DEFAULT_MAX_FRAME, value_name = "BYTES")]
     pub max_frame: usize,
 }
 

@@ -9,8 +9,8 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::event::Event;
-use crate::route::TagGlobs;
+use saltbridge::event::Event;
+use saltbridge::route::TagGlobs;
 
 /// How `tail` prints an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

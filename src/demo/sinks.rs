@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::receiver::{ReceivedRequest, Receiver};
-use crate::cli::setup;
+use crate::config;
 use crate::outgoing::Outgoing;
 use crate::route::{ConfigErrors, RouteTable};
 use crate::sink::kafka::{KafkaConfig, RecordBuilder};
@@ -79,7 +79,7 @@ pub fn build(
     table: &RouteTable,
     receiver_url: &str,
 ) -> Result<Vec<(String, DemoSink)>, ConfigErrors> {
-    let built = setup::each_sink(path, table, |name, settings| {
+    let built = config::each_sink(path, table, |name, settings| {
         build_one(name, settings, receiver_url)
     })?;
     Ok(built.into_iter().map(|b| (b.name, b.sink)).collect())

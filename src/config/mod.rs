@@ -1,5 +1,6 @@
-//! Building what a routes file describes: the route table and its sinks,
-//! with every problem located in the file. Shared by `validate` and `run`.
+//! Building what a routes file describes: the route table, its sinks and
+//! its source, with every problem located in the file. Shared by
+//! `validate`, `run` and `demo`.
 
 use std::path::Path;
 
@@ -39,7 +40,7 @@ pub fn build_sinks(
 }
 
 /// Splits each sink's delivery settings off, hands the rest to `make`.
-pub(crate) fn each_sink<T>(
+pub fn each_sink<T>(
     path: &Path,
     table: &RouteTable,
     mut make: impl FnMut(&str, &serde_json::Value) -> Result<T, crate::sink::SinkConfigError>,
@@ -82,4 +83,18 @@ pub(crate) fn each_sink<T>(
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// The source to read: `arg` (`--source`), else the routes file's
+/// `source:`, else the master's default socket.
+pub fn choose_source(
+    arg: Option<crate::source::SourceSpec>,
+    table: &RouteTable,
+) -> anyhow::Result<crate::source::SourceSpec> {
+    use anyhow::Context;
+    Ok(match (arg, table.source()) {
+        (Some(s), _) => s,
+        (None, Some(s)) => s.parse().context("source in the routes file")?,
+        (None, None) => crate::source::SourceSpec::default(),
+    })
 }

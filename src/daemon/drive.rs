@@ -1,0 +1,119 @@
+//! The one loop that feeds a [`Pipeline`]: events from a source, the
+//! pipeline's own deadlines, reloaded route tables, a stop signal, and a
+//! beat for housekeeping. `run`, `explain` and `demo` all drive their
+//! pipeline with it and differ only in what they do with the outcomes
+//! (a [`Consumer`]).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::event::Event;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::route::RouteTable;
+
+/// What a caller does with what the pipeline decided.
+pub trait Consumer {
+    /// The outcomes of one step: an event read, a deadline passed.
+    fn outcomes(&mut self, outcomes: Vec<Outcome>) -> impl Future<Output = anyhow::Result<()>>;
+
+    /// The source has nothing waiting: a good time to write out what was taken.
+    fn idle(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// An event is about to go into the pipeline.
+    fn reading(&mut self, _event: &Event) {}
+
+    /// At the top of every turn of the loop (the daemon's heartbeat).
+    fn beat(&mut self) {}
+
+    /// About once a second.
+    fn housekeeping(&mut self) {}
+
+    /// A reloaded route table is about to replace `current`.
+    fn reloading(&mut self, _current: &RouteTable, _new: &RouteTable) {}
+
+    /// Whether the pipeline's deadlines follow the clock. The demo replays
+    /// recorded sessions at full speed and releases what is held at their
+    /// end instead.
+    fn follows_clock(&self) -> bool {
+        true
+    }
+}
+
+/// How [`drive`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The input ended.
+    Drained,
+    /// The stop signal came.
+    Stopped,
+}
+
+/// How often the loop wakes with nothing to do, so that a heartbeat shows
+/// it turns (`metrics::heartbeat`).
+const BEAT_EVERY: Duration = crate::metrics::heartbeat::BEAT_EVERY;
+
+/// Feeds `pipeline` until the events end or `stop` completes. What is
+/// still held in the pipeline is left for the caller to flush.
+pub async fn drive(
+    pipeline: &mut Pipeline,
+    events: &mut mpsc::Receiver<Event>,
+    mut reloads: Option<mpsc::Receiver<RouteTable>>,
+    stop: impl Future<Output = ()>,
+    consumer: &mut impl Consumer,
+) -> anyhow::Result<End> {
+    tokio::pin!(stop);
+    let mut beat = tokio::time::interval(BEAT_EVERY);
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let clock = consumer.follows_clock();
+    loop {
+        consumer.beat();
+        let deadline = pipeline.next_deadline().filter(|_| clock);
+        let outcomes = tokio::select! {
+            _ = &mut stop => return Ok(End::Stopped),
+            ev = events.recv() => match ev {
+                Some(ev) => {
+                    consumer.reading(&ev);
+                    pipeline.push(ev, Instant::now())
+                }
+                None => return Ok(End::Drained),
+            },
+            _ = sleep_until(deadline) => pipeline.tick(Instant::now()),
+            _ = beat.tick() => continue,
+            Some(new) = recv_opt(&mut reloads) => {
+                consumer.reloading(pipeline.table(), &new);
+                pipeline.replace_table(new);
+                continue;
+            }
+            _ = housekeeping.tick() => {
+                consumer.housekeeping();
+                continue;
+            }
+        };
+        consumer.outcomes(outcomes).await?;
+        // One write per burst: once the source has nothing waiting.
+        if events.is_empty() {
+            consumer.idle()?;
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none (for `select!`).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives from `rx`, or waits forever when there is no channel (for `select!`).
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

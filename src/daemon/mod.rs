@@ -1,0 +1,279 @@
+//! The daemon: source -> twins -> job tracker -> routes -> one spool and
+//! delivery worker per sink, with metrics, reloads and a clean stop.
+//!
+//! Every routed event is written to its sinks' spools (`<state-dir>/spool/
+//! <sink>/`, see [`StateDir`]) before anything is sent, so the bus reader
+//! never waits on a sink and a restart, even after `kill -9`, sends what
+//! was not delivered. A stop signal ends the reading, gives in-flight
+//! deliveries `shutdown_timeout` to finish and leaves the rest in the
+//! spools. With a `capture:` or `jsonl:` source, the daemon stops at the end
+//! of the input once every delivery has settled (delivered or
+//! dead-lettered). A reload (SIGHUP or a change of the file) swaps the
+//! routes; sink changes wait for a restart. While it runs, `/metrics`,
+//! `/healthz` and `/readyz` are served on `listen` (docs/metrics.md).
+
+pub mod drive;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::ConfiguredSink;
+use crate::delivery::{self, DeadLetters, SpoolHandle};
+use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
+use crate::outgoing::Outgoing;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::route::{reload, RouteTable};
+use crate::shutdown::ShutdownSignal;
+use crate::sink::Sink;
+use crate::sink_stats::SinkStats;
+use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
+use crate::state_dir::StateDir;
+use drive::{drive, Consumer, End};
+
+/// How the daemon runs, beside its configuration.
+pub struct Options {
+    /// The routes file, watched for reloads when the source is live.
+    pub config_path: PathBuf,
+    pub source: SourceSpec,
+    pub state_dir: StateDir,
+    /// After a stop signal, how long in-flight deliveries may take to finish.
+    pub shutdown_timeout: Duration,
+    /// Where to serve /metrics, /healthz and /readyz.
+    pub listen: Listen,
+}
+
+/// A started daemon: its sinks' workers run; [`Daemon::run`] reads the source.
+pub struct Daemon {
+    options: Options,
+    table: RouteTable,
+    spools: HashMap<String, SpoolHandle>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    dead: DeadLetters,
+    stop_sinks: ShutdownSignal,
+    /// `name (kind)` of each sink, for the start-up line.
+    described: Vec<String>,
+}
+
+/// What the daemon did, for the end-of-run summary.
+pub struct Report {
+    pub source: Arc<SourceStats>,
+    pub sinks: Vec<(String, Arc<SinkStats>)>,
+    pub dead_letters: PathBuf,
+}
+
+impl Daemon {
+    /// Opens every sink's spool and starts its delivery worker.
+    pub fn start(
+        table: RouteTable,
+        sinks: Vec<ConfiguredSink<Sink>>,
+        options: Options,
+    ) -> Result<Daemon, crate::spool::SpoolError> {
+        let dead = DeadLetters::new(options.state_dir.dead_letters());
+        let (stop_sinks, sinks_stop) = ShutdownSignal::new();
+        let mut spools = HashMap::new();
+        let mut tasks = Vec::new();
+        let mut described = Vec::new();
+        for b in sinks {
+            described.push(format!("{} ({})", b.name, b.sink.kind()));
+            let opts = delivery::WorkerOptions {
+                settings: b.delivery,
+                concurrency: b.sink.concurrency(),
+                batching: b.sink.batching(),
+                stop_deadline: options.shutdown_timeout,
+                keep_raw: b.sink.keeps_raw(),
+            };
+            let dir = options.state_dir.spool(&b.name);
+            let h = delivery::start(
+                &b.name,
+                Arc::new(b.sink),
+                opts,
+                &dir,
+                dead.clone(),
+                sinks_stop.clone(),
+            )?;
+            let waiting = SinkStats::get(&h.spool.stats().queued);
+            if waiting > 0 {
+                tracing::info!(sink = %b.name, events = waiting, "sending what the spool kept from the last run");
+            }
+            h.spool.import_replayed();
+            spools.insert(b.name.clone(), h.spool);
+            tasks.push(h.task);
+        }
+        Ok(Daemon {
+            options,
+            table,
+            spools,
+            tasks,
+            dead,
+            stop_sinks,
+            described,
+        })
+    }
+
+    /// Reads the source until it ends or `stop` completes, then settles
+    /// the sinks. `started` is called once the source is reading.
+    pub async fn run(
+        self,
+        stop: impl Future<Output = ()>,
+        started: impl FnOnce(&SourceSpec, &Arc<SourceStats>),
+    ) -> anyhow::Result<Report> {
+        let Daemon {
+            options,
+            table,
+            spools,
+            tasks,
+            dead,
+            stop_sinks,
+            described,
+        } = self;
+        let spec = options.source.clone();
+        let routes: Vec<&str> = table.route_names().collect();
+        tracing::info!(
+            source = %spec,
+            routes = %routes.join(", "),
+            sinks = %described.join(", "),
+            dead_letters = %dead.path().display(),
+            "saltbridge run: {} routes, {} sinks",
+            routes.len(),
+            described.len()
+        );
+        let (stop_source, source_stop) = ShutdownSignal::new();
+        let reloads = spec
+            .is_live()
+            .then(|| reload::watch(options.config_path.clone(), source_stop.clone()));
+        let mut src = source::spawn(spec.clone(), ReaderOptions::default(), source_stop);
+        let mut router = Router {
+            pipeline_stats: Arc::new(PipelineStats::new(table.route_names())),
+            heartbeat: Arc::new(Heartbeat::default()),
+            spools,
+        };
+        let observed = Observed::new(
+            (spec.to_string(), src.stats.clone()),
+            router.sink_stats(),
+            router.pipeline_stats.clone(),
+            router.heartbeat.clone(),
+        );
+        let _metrics_server = serve_metrics(options.listen, observed).await;
+        started(&spec, &src.stats);
+        let mut pipeline = Pipeline::new(table, false);
+        let end = drive(&mut pipeline, &mut src.events, reloads, stop, &mut router).await?;
+        stop_source.trigger();
+        router.dispatch(pipeline.flush(Instant::now()));
+        router.flush();
+        if end == End::Stopped {
+            tracing::info!(timeout = ?options.shutdown_timeout, "stopping: finishing in-flight deliveries");
+            stop_sinks.trigger();
+        }
+        let source_stats = src.stats.clone();
+        let _ = src.task.await;
+        let sinks = router.sink_stats();
+        drop(router);
+        for t in tasks {
+            let _ = t.await;
+        }
+        drop(stop_sinks);
+        Ok(Report {
+            source: source_stats,
+            sinks,
+            dead_letters: dead.path().to_owned(),
+        })
+    }
+}
+
+/// The daemon's [`Consumer`]: routed events into their sinks' spools.
+struct Router {
+    pipeline_stats: Arc<PipelineStats>,
+    heartbeat: Arc<Heartbeat>,
+    spools: HashMap<String, SpoolHandle>,
+}
+
+impl Router {
+    fn sink_stats(&self) -> Vec<(String, Arc<SinkStats>)> {
+        self.spools
+            .iter()
+            .map(|(n, q)| (n.clone(), q.stats().clone()))
+            .collect()
+    }
+
+    /// Offers each routed event to its sinks' spools.
+    fn dispatch(&self, outcomes: Vec<Outcome>) {
+        for o in outcomes {
+            self.pipeline_stats.record(&o);
+            let Outcome::Routed { event, routing } = o else {
+                continue;
+            };
+            if routing.sinks.is_empty() {
+                continue;
+            }
+            let key = event.idempotency_key();
+            let event = Arc::new(event);
+            for (sink, route) in routing.sinks.iter().zip(&routing.sink_routes) {
+                if let Some(q) = self.spools.get(sink) {
+                    q.offer(Outgoing {
+                        event: Arc::clone(&event),
+                        route: route.clone(),
+                        key: key.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn flush(&self) {
+        for q in self.spools.values() {
+            q.flush();
+        }
+    }
+}
+
+impl Consumer for Router {
+    async fn outcomes(&mut self, outcomes: Vec<Outcome>) -> anyhow::Result<()> {
+        self.dispatch(outcomes);
+        Ok(())
+    }
+
+    fn idle(&mut self) -> anyhow::Result<()> {
+        self.flush();
+        Ok(())
+    }
+
+    fn beat(&mut self) {
+        self.heartbeat.beat();
+    }
+
+    fn housekeeping(&mut self) {
+        for q in self.spools.values() {
+            q.tick();
+        }
+    }
+
+    fn reloading(&mut self, current: &RouteTable, new: &RouteTable) {
+        if new.sinks() != current.sinks() {
+            tracing::warn!("sinks changed in the routes file: routes are reloaded, sink changes take effect at the next restart");
+        }
+        self.pipeline_stats.add_routes(new.route_names());
+    }
+}
+
+/// Starts the metrics endpoints. A busy address is logged, not fatal:
+/// delivering events matters more than being observed.
+async fn serve_metrics(listen: Listen, observed: Observed) -> Option<tokio::task::JoinHandle<()>> {
+    let Listen::At(addr) = listen else {
+        return None;
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            Some(metrics::server::spawn(listener, Arc::new(observed)))
+        }
+        Err(e) => {
+            tracing::error!(%addr, error = %e,
+                "cannot listen for /metrics, /healthz and /readyz; running without them \
+                 (is another saltbridge running? choose another address with --listen, or --listen off)");
+            None
+        }
+    }
+}
