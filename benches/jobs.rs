@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use saltbridge::config::load_str;
 use saltbridge::event::{Event, JsonText};
 use saltbridge::pipeline::{Outcome, Pipeline};
-use saltbridge::route::load_str;
 use serde_json::json;
 
 const JOBS: usize = 50;

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use saltbridge::config::load_str;
 use saltbridge::decode::{decode_all, Decoded};
 use saltbridge::event::{Event, JsonText};
-use saltbridge::route::load_str;
 use serde_json::json;
 
 /// A routes file with `n` routes of the kinds people write: per-minion tag
@@ -59,8 +59,9 @@ fn bench(c: &mut Criterion) {
     for n in [10, 1_000, 10_000] {
         let yaml = routes_yaml(n);
         let t = Instant::now();
-        let mut table =
-            load_str(Path::new("bench.yaml"), &yaml, |_| None).unwrap_or_else(|e| panic!("{e}"));
+        let mut table = load_str(Path::new("bench.yaml"), &yaml, |_| None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .routes;
         eprintln!(
             "{n} routes: compiled in {:.1} ms",
             t.elapsed().as_secs_f64() * 1e3

@@ -7,15 +7,13 @@
 //! `drop.find_job` keeps from the routes), and the job summaries it emits
 //! are routed right after the event that completed them, like any event.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
+use crate::config::Config;
 use crate::event::Event;
-use crate::jobs::{JobConfig, JobTracker};
-use crate::route::config::{JobsConfig, TwinsConfig};
+use crate::jobs::JobTracker;
 use crate::route::{RouteTable, Routing};
-use crate::salt::Fnmatch;
-use crate::twins::{TwinConfig, TwinFilter, TwinKind, TwinVerdict};
+use crate::twins::{TwinFilter, TwinKind, TwinVerdict};
 
 /// What became of one event.
 #[derive(Debug)]
@@ -38,50 +36,15 @@ pub struct Pipeline {
     explain: bool,
 }
 
-/// The twin filter's settings from a routes file's `twins:`.
-pub fn twin_config(c: &TwinsConfig) -> TwinConfig {
-    let switches = [
-        (TwinKind::BareJidNew, c.bare_jid_new),
-        (TwinKind::NewJob, c.new_job),
-        (TwinKind::BareJidRet, c.bare_jid_ret),
-        (TwinKind::StateFailure, c.state_failure),
-        (TwinKind::MinionStart, c.minion_start),
-    ];
-    TwinConfig {
-        enabled: switches
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(k, _)| *k)
-            .collect::<HashSet<_>>(),
-        window: c.window,
-        max_entries: c.max_entries,
-        ..TwinConfig::default()
-    }
-}
-
-/// The job tracker's settings from a routes file's `jobs:`.
-pub fn job_config(c: &JobsConfig) -> JobConfig {
-    JobConfig {
-        enabled: c.enabled,
-        timeout: c.timeout,
-        gather_job_timeout: c.gather_job_timeout,
-        waits: c
-            .wait
-            .0
-            .iter()
-            .map(|(glob, wait)| (Fnmatch::new(glob), *wait))
-            .collect(),
-        max_jobs: c.max_jobs.get(),
-    }
-}
-
 impl Pipeline {
-    /// `explain` makes routing record which pattern and predicates matched.
-    pub fn new(table: RouteTable, explain: bool) -> Self {
+    /// The stages as `config` sets them up (its source and sinks are not
+    /// the pipeline's). `explain` makes routing record which pattern and
+    /// predicates matched.
+    pub fn new(config: Config, explain: bool) -> Self {
         Pipeline {
-            twins: TwinFilter::new(twin_config(table.twins())),
-            jobs: JobTracker::new(job_config(table.jobs())),
-            table,
+            twins: TwinFilter::new(config.twins),
+            jobs: JobTracker::new(config.jobs),
+            table: config.routes,
             explain,
         }
     }
@@ -120,11 +83,12 @@ impl Pipeline {
         out
     }
 
-    /// Swaps in a reloaded route table; the twin filter and the open jobs
-    /// keep their state, new jobs get the new `jobs:` settings.
-    pub fn replace_table(&mut self, table: RouteTable) {
-        self.jobs.reconfigure(job_config(table.jobs()));
-        self.table = table;
+    /// Swaps in a reloaded configuration's routes and `jobs:`; the twin
+    /// filter and the open jobs keep their state, new jobs get the new
+    /// `jobs:` settings.
+    pub fn reload(&mut self, config: Config) {
+        self.jobs.reconfigure(config.jobs);
+        self.table = config.routes;
     }
 
     pub fn job_tracker(&self) -> &JobTracker {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use saltbridge::route::load_str;
+use saltbridge::config::load_str;
 use saltbridge::route::predicate::OPERATORS;
 
 fn read(rel: &str) -> String {

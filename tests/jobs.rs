@@ -16,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use saltbridge::config::load_str;
 use saltbridge::decode::{decode_all, decode_message, BodyStyle, Decoded};
 use saltbridge::pipeline::{Outcome, Pipeline};
-use saltbridge::route::load_str;
 use saltbridge::Event;
 use serde_json::{json, Value};
 

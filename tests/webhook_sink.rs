@@ -512,7 +512,7 @@ async fn presets_on_a_job_summary() {
 fn summary_of_capture(file: &str, route: &str) -> Outgoing {
     use saltbridge::pipeline::{Outcome, Pipeline};
     let bytes = std::fs::read(root().join("tests/fixtures/3008.4").join(file)).unwrap();
-    let table = saltbridge::route::load_str(Path::new("r.yaml"), "", |_| None).unwrap();
+    let table = saltbridge::config::load_str(Path::new("r.yaml"), "", |_| None).unwrap();
     let mut p = Pipeline::new(table, false);
     let now = std::time::Instant::now();
     let mut outcomes = Vec::new();

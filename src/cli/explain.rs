@@ -14,9 +14,10 @@ use serde_json::json;
 
 use super::{Color, EX_CONFIG};
 use saltbridge::config;
+use saltbridge::config::{load_file, reload};
 use saltbridge::daemon::drive::{drive, Consumer};
 use saltbridge::pipeline::{Outcome, Pipeline};
-use saltbridge::route::{load_file, reload, Routing};
+use saltbridge::route::Routing;
 use saltbridge::shutdown::{os_signal, ShutdownSignal};
 use saltbridge::source::{self, ReaderOptions, SourceSpec};
 use saltbridge::twins::TwinKind;
@@ -54,20 +55,20 @@ struct Tally {
 }
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let table = match load_file(&args.config) {
+    let config = match load_file(&args.config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
-    let spec = config::choose_source(args.source.clone(), &table)?;
+    let spec = config::choose_source(args.source.clone(), &config);
     let (signal, shutdown) = ShutdownSignal::new();
     let reloads = spec
         .is_live()
         .then(|| reload::watch(args.config.clone(), shutdown.clone()));
     let mut src = source::spawn(spec, ReaderOptions::default(), shutdown);
-    let mut pipeline = Pipeline::new(table, true);
+    let mut pipeline = Pipeline::new(config, true);
     let mut explainer = Explainer {
         out: BufWriter::new(std::io::stdout()),
         format: args.format,
@@ -143,6 +144,7 @@ impl<W: Write> Consumer for Explainer<W> {
     }
 }
 
+// Over 80 lines: the text and JSON forms of each outcome side by side, so they stay alike.
 fn print(
     out: &mut impl Write,
     o: &Outcome,

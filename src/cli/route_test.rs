@@ -24,9 +24,9 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::EX_CONFIG;
+use saltbridge::config::load_file;
 use saltbridge::event::Event;
 use saltbridge::pipeline::{Outcome, Pipeline};
-use saltbridge::route::load_file;
 
 /// Arguments of `saltbridge test`.
 #[derive(Args)]
@@ -72,6 +72,7 @@ enum Expect {
     Word(String),
 }
 
+// Over 80 lines: load, run each case, print its result and the totals, in the order a person reads them.
 pub fn run(args: TestArgs) -> ExitCode {
     if let Err(e) = load_file(&args.config) {
         eprintln!("{e}");

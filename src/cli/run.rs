@@ -55,7 +55,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (table, sinks) = match config::load(&args.config) {
+    let (config, sinks) = match config::load(&args.config) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -63,13 +63,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let options = daemon::Options {
-        source: config::choose_source(args.source.clone(), &table)?,
+        source: config::choose_source(args.source.clone(), &config),
         config_path: args.config.clone(),
         state_dir: StateDir::new(&args.state_dir),
         shutdown_timeout: args.shutdown_timeout,
         listen: args.listen,
     };
-    let daemon = match Daemon::start(table, sinks, options) {
+    let daemon = match Daemon::start(config, sinks, options) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("saltbridge run: {e}");

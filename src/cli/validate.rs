@@ -24,7 +24,7 @@ pub fn run(args: ValidateArgs) -> ExitCode {
             println!(
                 "{}: ok ({} routes, {} sinks)",
                 args.config.display(),
-                table.route_names().count(),
+                table.routes.route_names().count(),
                 table.sinks().len()
             );
             ExitCode::SUCCESS

@@ -1,100 +1,131 @@
-//! Building what a routes file describes: the route table, its sinks and
-//! its source, with every problem located in the file. Shared by
-//! `validate`, `run` and `demo`.
+//! The configuration: a routes file read in one place. `${...}` is
+//! substituted (`interpolate`), the YAML parsed (`parse`, into the schema of
+//! `file`), the whole checked (`check`), every problem located at its line
+//! (`error`); then each stage gets its own config: the source's
+//! [`SourceSpec`], the twin filter's [`TwinConfig`], the job tracker's
+//! [`JobConfig`], the sinks' settings (built by `sinks`) and the compiled
+//! [`RouteTable`]. `reload` reads the file again when it changes.
 
+mod check;
+pub mod error;
+pub mod file;
+pub mod interpolate;
+mod parse;
+pub mod reload;
+pub mod sinks;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::delivery::DeliverySettings;
-use crate::route::{load_file, ConfigError, ConfigErrors, RouteTable};
-use crate::sink::Sink;
+pub use error::{ConfigError, ConfigErrors};
+use file::RoutesFile;
+use interpolate::interpolate;
+pub use sinks::{build_sinks, each_sink, ConfiguredSink};
 
-/// A sink ready to start: its name, the sink, and its delivery settings.
-pub struct ConfiguredSink<T> {
-    pub name: String,
-    pub sink: T,
-    pub delivery: DeliverySettings,
+use crate::jobs::JobConfig;
+use crate::route::{self, RouteTable};
+use crate::sink::Sink;
+use crate::source::SourceSpec;
+use crate::twins::TwinConfig;
+
+/// A routes file, each stage's part in its own type.
+#[derive(Debug)]
+pub struct Config {
+    /// `source:`, if the file sets one.
+    pub source: Option<SourceSpec>,
+    pub twins: TwinConfig,
+    pub jobs: JobConfig,
+    /// The sinks' settings by name (their fields belong to the sinks).
+    pub sinks: BTreeMap<String, serde_json::Value>,
+    /// Where each sink is defined (line, column), for errors found later.
+    sink_lines: BTreeMap<String, (u64, u64)>,
+    pub routes: RouteTable,
+}
+
+impl Config {
+    /// The sinks' settings by name.
+    pub fn sinks(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.sinks
+    }
+
+    /// Where sink `name` is defined in the file: (line, column).
+    pub fn sink_location(&self, name: &str) -> Option<(u64, u64)> {
+        self.sink_lines.get(name).copied()
+    }
+}
+
+/// Loads and checks the routes file at `path`, reading `${ENV}` from the environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, None, "", format!("cannot read: {e}")))?;
+    load_str(path, &text, |k| std::env::var(k).ok())
+}
+
+/// Loads a routes file from `text`; `path` names the file in messages.
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let text = interpolate(text, env, |p| std::fs::read_to_string(p)).map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|e| ConfigError {
+                    line: e.line,
+                    column: e.column,
+                    ..ConfigError::new(path, None, "", e.message)
+                })
+                .collect(),
+        )
+    })?;
+    let file = parse::parse(path, &text).map_err(|e| ConfigErrors(vec![*e]))?;
+    let errors = check::check(path, &file);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let RoutesFile {
+        source,
+        twins,
+        drop,
+        jobs,
+        sinks,
+        routes,
+        unmatched,
+    } = file;
+    let routes = route::compile(path, routes, drop, unmatched.map(|u| u.value))?;
+    let sink_lines = sinks
+        .iter()
+        .map(|(k, v)| (k.clone(), (v.referenced.line(), v.referenced.column())))
+        .collect();
+    Ok(Config {
+        // Checked above: it parses.
+        source: source.and_then(|s| s.value.parse().ok()),
+        twins,
+        jobs,
+        sinks: sinks.into_iter().map(|(k, v)| (k, v.value)).collect(),
+        sink_lines,
+        routes,
+    })
 }
 
 /// Loads `path` and builds every sink it defines.
-pub fn load(path: &Path) -> Result<(RouteTable, Vec<ConfiguredSink<Sink>>), ConfigErrors> {
-    let table = load_file(path)?;
-    let sinks = build_sinks(path, &table)?;
-    Ok((table, sinks))
+pub fn load(path: &Path) -> Result<(Config, Vec<ConfiguredSink<Sink>>), ConfigErrors> {
+    let config = load_file(path)?;
+    let sinks = build_sinks(path, &config)?;
+    Ok((config, sinks))
 }
 
 /// Loads `path` and checks every sink's settings without connecting anywhere.
-pub fn check(path: &Path) -> Result<RouteTable, ConfigErrors> {
-    let table = load_file(path)?;
-    each_sink(path, &table, |name, settings| {
+pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
+    let config = load_file(path)?;
+    each_sink(path, &config, |name, settings| {
         Sink::check_config(name, settings).map(|_| ())
     })?;
-    Ok(table)
-}
-
-/// Builds the sinks of `table`; errors point at the sink's line.
-pub fn build_sinks(
-    path: &Path,
-    table: &RouteTable,
-) -> Result<Vec<ConfiguredSink<Sink>>, ConfigErrors> {
-    each_sink(path, table, Sink::from_config)
-}
-
-/// Splits each sink's delivery settings off, hands the rest to `make`.
-pub fn each_sink<T>(
-    path: &Path,
-    table: &RouteTable,
-    mut make: impl FnMut(&str, &serde_json::Value) -> Result<T, crate::sink::SinkConfigError>,
-) -> Result<Vec<ConfiguredSink<T>>, ConfigErrors> {
-    let mut built = Vec::new();
-    let mut errors = Vec::new();
-    for (name, settings) in table.sinks() {
-        let (line, column) = table.sink_location(name).unwrap_or((0, 0));
-        let located = |field: &str, message: String| ConfigError {
-            line,
-            column,
-            ..ConfigError::new(path, None, field, message)
-        };
-        let mut settings = settings.clone();
-        let delivery = match DeliverySettings::split_from(&mut settings) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.push(located(&format!("sinks.{name}"), e));
-                continue;
-            }
-        };
-        match make(name, &settings) {
-            Ok(sink) => built.push(ConfiguredSink {
-                name: name.clone(),
-                sink,
-                delivery,
-            }),
-            Err(e) => {
-                let field = if e.field.is_empty() {
-                    format!("sinks.{name}")
-                } else {
-                    format!("sinks.{name}.{}", e.field)
-                };
-                errors.push(located(&field, e.message));
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(built)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    Ok(config)
 }
 
 /// The source to read: `arg` (`--source`), else the routes file's
 /// `source:`, else the master's default socket.
-pub fn choose_source(
-    arg: Option<crate::source::SourceSpec>,
-    table: &RouteTable,
-) -> anyhow::Result<crate::source::SourceSpec> {
-    use anyhow::Context;
-    Ok(match (arg, table.source()) {
-        (Some(s), _) => s,
-        (None, Some(s)) => s.parse().context("source in the routes file")?,
-        (None, None) => crate::source::SourceSpec::default(),
-    })
+pub fn choose_source(arg: Option<SourceSpec>, config: &Config) -> SourceSpec {
+    arg.or_else(|| config.source.clone()).unwrap_or_default()
 }

@@ -1,5 +1,5 @@
 //! The one loop that feeds a [`Pipeline`]: events from a source, the
-//! pipeline's own deadlines, reloaded route tables, a stop signal, and a
+//! pipeline's own deadlines, reloaded configurations, a stop signal, and a
 //! beat for housekeeping. `run`, `explain` and `demo` all drive their
 //! pipeline with it and differ only in what they do with the outcomes
 //! (a [`Consumer`]).
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::config::Config;
 use crate::event::Event;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::RouteTable;
@@ -32,8 +33,8 @@ pub trait Consumer {
     /// About once a second.
     fn housekeeping(&mut self) {}
 
-    /// A reloaded route table is about to replace `current`.
-    fn reloading(&mut self, _current: &RouteTable, _new: &RouteTable) {}
+    /// A reloaded configuration is about to replace the pipeline's `current` routes.
+    fn reloading(&mut self, _current: &RouteTable, _new: &Config) {}
 
     /// Whether the pipeline's deadlines follow the clock. The demo replays
     /// recorded sessions at full speed and releases what is held at their
@@ -61,7 +62,7 @@ const BEAT_EVERY: Duration = crate::metrics::heartbeat::BEAT_EVERY;
 pub async fn drive(
     pipeline: &mut Pipeline,
     events: &mut mpsc::Receiver<Event>,
-    mut reloads: Option<mpsc::Receiver<RouteTable>>,
+    mut reloads: Option<mpsc::Receiver<Config>>,
     stop: impl Future<Output = ()>,
     consumer: &mut impl Consumer,
 ) -> anyhow::Result<End> {
@@ -86,7 +87,7 @@ pub async fn drive(
             _ = beat.tick() => continue,
             Some(new) = recv_opt(&mut reloads) => {
                 consumer.reloading(pipeline.table(), &new);
-                pipeline.replace_table(new);
+                pipeline.reload(new);
                 continue;
             }
             _ = housekeeping.tick() => {

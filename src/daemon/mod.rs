@@ -14,18 +14,18 @@
 
 pub mod drive;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::ConfiguredSink;
+use crate::config::{reload, Config, ConfiguredSink};
 use crate::delivery::{self, DeadLetters, SpoolHandle};
 use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
 use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
-use crate::route::{reload, RouteTable};
+use crate::route::RouteTable;
 use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
 use crate::sink_stats::SinkStats;
@@ -48,7 +48,7 @@ pub struct Options {
 /// A started daemon: its sinks' workers run; [`Daemon::run`] reads the source.
 pub struct Daemon {
     options: Options,
-    table: RouteTable,
+    config: Config,
     spools: HashMap<String, SpoolHandle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     dead: DeadLetters,
@@ -67,7 +67,7 @@ pub struct Report {
 impl Daemon {
     /// Opens every sink's spool and starts its delivery worker.
     pub fn start(
-        table: RouteTable,
+        config: Config,
         sinks: Vec<ConfiguredSink<Sink>>,
         options: Options,
     ) -> Result<Daemon, crate::spool::SpoolError> {
@@ -104,7 +104,7 @@ impl Daemon {
         }
         Ok(Daemon {
             options,
-            table,
+            config,
             spools,
             tasks,
             dead,
@@ -122,7 +122,7 @@ impl Daemon {
     ) -> anyhow::Result<Report> {
         let Daemon {
             options,
-            table,
+            config,
             spools,
             tasks,
             dead,
@@ -130,7 +130,7 @@ impl Daemon {
             described,
         } = self;
         let spec = options.source.clone();
-        let routes: Vec<&str> = table.route_names().collect();
+        let routes: Vec<&str> = config.routes.route_names().collect();
         tracing::info!(
             source = %spec,
             routes = %routes.join(", "),
@@ -146,7 +146,8 @@ impl Daemon {
             .then(|| reload::watch(options.config_path.clone(), source_stop.clone()));
         let mut src = source::spawn(spec.clone(), ReaderOptions::default(), source_stop);
         let mut router = Router {
-            pipeline_stats: Arc::new(PipelineStats::new(table.route_names())),
+            pipeline_stats: Arc::new(PipelineStats::new(config.routes.route_names())),
+            sinks: config.sinks.clone(),
             heartbeat: Arc::new(Heartbeat::default()),
             spools,
         };
@@ -158,7 +159,7 @@ impl Daemon {
         );
         let _metrics_server = serve_metrics(options.listen, observed).await;
         started(&spec, &src.stats);
-        let mut pipeline = Pipeline::new(table, false);
+        let mut pipeline = Pipeline::new(config, false);
         let end = drive(&mut pipeline, &mut src.events, reloads, stop, &mut router).await?;
         stop_source.trigger();
         router.dispatch(pipeline.flush(Instant::now()));
@@ -188,6 +189,8 @@ struct Router {
     pipeline_stats: Arc<PipelineStats>,
     heartbeat: Arc<Heartbeat>,
     spools: HashMap<String, SpoolHandle>,
+    /// The sinks' settings last loaded: a reload that changes them is told.
+    sinks: BTreeMap<String, serde_json::Value>,
 }
 
 impl Router {
@@ -250,11 +253,12 @@ impl Consumer for Router {
         }
     }
 
-    fn reloading(&mut self, current: &RouteTable, new: &RouteTable) {
-        if new.sinks() != current.sinks() {
+    fn reloading(&mut self, _current: &RouteTable, new: &Config) {
+        if new.sinks != self.sinks {
             tracing::warn!("sinks changed in the routes file: routes are reloaded, sink changes take effect at the next restart");
         }
-        self.pipeline_stats.add_routes(new.route_names());
+        self.sinks = new.sinks.clone();
+        self.pipeline_stats.add_routes(new.routes.route_names());
     }
 }
 

@@ -141,6 +141,9 @@ async fn run<S: Deliver>(
     } else {
         while sends.join_next().await.is_some() {}
     }
+    // What the sink itself still buffers (Kafka: librdkafka's queue).
+    let sink = Arc::clone(&ctx.sink);
+    let _ = tokio::task::spawn_blocking(move || sink.close(stop_deadline)).await;
     reader.checkpoint();
     let left = SinkStats::get(&ctx.stats.queued);
     ctx.stats.not_delivered.store(left, Ordering::Relaxed);

@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::{load_file, load_str, Config, ConfigErrors};
 use crate::daemon::drive::{drive, Consumer};
 use crate::decode::{decode_all, Decoded};
 use crate::event::Event;
 use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
-use crate::route::{load_file, load_str, ConfigErrors, RouteTable, Routing};
+use crate::route::Routing;
 use receiver::Receiver;
 use sessions::{Session, BUILT_IN_ROUTES};
 use sinks::{Delivered, DemoSink};
@@ -73,7 +74,7 @@ pub enum Shown {
 /// The routes the demo uses, the name to show for them, and whether they
 /// are the built-in copy: `arg`, else `routes.yaml` if it exists, else
 /// the built-in copy of the example.
-pub fn load_routes(arg: Option<&Path>) -> Result<(RouteTable, PathBuf, bool), ConfigErrors> {
+pub fn load_routes(arg: Option<&Path>) -> Result<(Config, PathBuf, bool), ConfigErrors> {
     let default = Path::new("routes.yaml");
     match arg {
         Some(path) => Ok((load_file(path)?, path.to_owned(), false)),
@@ -87,12 +88,14 @@ pub fn load_routes(arg: Option<&Path>) -> Result<(RouteTable, PathBuf, bool), Co
 }
 
 /// Replays `session` through `pipeline`, then releases what it holds (time
-/// passes between sessions); `show` gets every step, in order.
+/// passes between sessions); `show` gets every step, in order. `window` is
+/// the twin filter's, shown when it holds an event.
 pub async fn replay(
     session: &Session,
     pipeline: &mut Pipeline,
     sinks: &[(String, DemoSink)],
     receiver: &mut Receiver,
+    window: Duration,
     show: &mut impl FnMut(Shown) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     let source: Arc<str> = Arc::from(format!("capture:{}.bin", session.name));
@@ -113,7 +116,7 @@ pub async fn replay(
     }
     drop(tx);
     let mut replayer = Replayer {
-        window: pipeline.table().twins().window,
+        window,
         sinks,
         receiver,
         read: None,

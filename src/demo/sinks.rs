@@ -8,8 +8,8 @@ use std::path::Path;
 
 use super::receiver::{ReceivedRequest, Receiver};
 use crate::config;
+use crate::config::{Config, ConfigErrors};
 use crate::outgoing::Outgoing;
-use crate::route::{ConfigErrors, RouteTable};
 use crate::sink::kafka::{KafkaConfig, RecordBuilder};
 use crate::sink::webhook::WebhookSink;
 use crate::sink::SinkConfigError;
@@ -73,13 +73,13 @@ impl DemoSink {
     }
 }
 
-/// Builds every sink of `table`, webhooks aimed at `receiver_url`.
+/// Builds every sink of `config`, webhooks aimed at `receiver_url`.
 pub fn build(
     path: &Path,
-    table: &RouteTable,
+    config: &Config,
     receiver_url: &str,
 ) -> Result<Vec<(String, DemoSink)>, ConfigErrors> {
-    let built = config::each_sink(path, table, |name, settings| {
+    let built = config::each_sink(path, config, |name, settings| {
         build_one(name, settings, receiver_url)
     })?;
     Ok(built.into_iter().map(|b| (b.name, b.sink)).collect())
@@ -92,7 +92,7 @@ fn build_one(
 ) -> Result<DemoSink, SinkConfigError> {
     match settings.get("type").and_then(|t| t.as_str()) {
         Some("kafka") => {
-            let config = KafkaConfig::from_value(name, settings)?;
+            let config = KafkaConfig::parse(name, settings)?;
             RecordBuilder::new(name, &config).map(|r| DemoSink::Kafka(Box::new(r)))
         }
         Some("webhook") => {

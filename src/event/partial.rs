@@ -125,8 +125,9 @@ routes:
   - {name: failed, match: {tag: "t/*", where: {any: [{retcode: {gt: 0}}, {return.*.result: false}]}}, to: [b], continue: true}
   - {name: absent, match: {tag: "t/*", where: {not: {fun: {exists: true}}}}, to: [c]}
 "#;
-        let mut table =
-            crate::route::load_str(std::path::Path::new("r.yaml"), yaml, |_| None).unwrap();
+        let mut table = crate::config::load_str(std::path::Path::new("r.yaml"), yaml, |_| None)
+            .unwrap()
+            .routes;
         let datas = [
             json!({"success": true, "retcode": 0, "fun": "x"}),
             json!({"success": false, "retcode": 2, "return": {"s": {"result": true}}}),

@@ -31,6 +31,7 @@
 //! The summary data is documented in `docs/jobs.md`.
 
 mod classify;
+mod config;
 mod digest;
 mod job;
 mod summary;
@@ -38,10 +39,7 @@ mod summary;
 mod tests;
 mod tracker;
 
-use std::time::Duration;
-
-use crate::salt::Fnmatch;
-
+pub use config::JobConfig;
 pub use tracker::JobTracker;
 
 /// Tag prefix of the summaries; the full tag is `saltbridge/job/<jid>/summary`.
@@ -50,52 +48,4 @@ pub const SUMMARY_TAG_PREFIX: &str = "saltbridge/job/";
 /// The tag of the summary of job `jid`.
 pub fn summary_tag(jid: &str) -> String {
     format!("{SUMMARY_TAG_PREFIX}{jid}/summary")
-}
-
-/// How the tracker behaves; see `jobs:` in `docs/routes.md`.
-#[derive(Debug, Clone)]
-pub struct JobConfig {
-    /// Off: no job is tracked and no summary is emitted.
-    pub enabled: bool,
-    /// Salt's `timeout` (default 5 s): how long the CLI waits before polling.
-    pub timeout: Duration,
-    /// Salt's `gather_job_timeout` (default 10 s): how long a poll is awaited.
-    pub gather_job_timeout: Duration,
-    /// Per-function waits, first match on `fun` wins; otherwise
-    /// `timeout + gather_job_timeout`.
-    pub waits: Vec<(Fnmatch, Duration)>,
-    /// Most jobs open at once; beyond it the oldest is summarised, incomplete.
-    pub max_jobs: usize,
-}
-
-impl Default for JobConfig {
-    fn default() -> Self {
-        JobConfig {
-            enabled: true,
-            timeout: Duration::from_secs(5),
-            gather_job_timeout: Duration::from_secs(10),
-            waits: Vec::new(),
-            max_jobs: 10_000,
-        }
-    }
-}
-
-/// Longest wait honoured, so that `Instant + wait` cannot overflow.
-const MAX_WAIT: Duration = Duration::from_secs(30 * 24 * 3600);
-
-impl JobConfig {
-    /// How long a job running `fun` is awaited from its start.
-    pub fn wait_for(&self, fun: &str) -> Duration {
-        self.waits
-            .iter()
-            .find(|(glob, _)| glob.is_match(fun))
-            .map_or(self.timeout + self.gather_job_timeout, |(_, w)| *w)
-            .min(MAX_WAIT)
-    }
-
-    /// How long a minion that said it still runs the job is awaited after
-    /// saying so.
-    pub fn running_grace(&self) -> Duration {
-        (self.gather_job_timeout + self.timeout.max(self.gather_job_timeout)).min(MAX_WAIT)
-    }
 }

@@ -45,6 +45,7 @@ impl Closed {
 }
 
 /// The summary event's data for `job`.
+// Over 80 lines: one JSON object field by field, in the order docs/jobs.md lists them.
 pub(super) fn build(job: &Job, closed: Closed) -> Value {
     let start = job.start.as_deref().and_then(parse_stamp);
     let mut end: Option<(SystemTime, &str)> = None;

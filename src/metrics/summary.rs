@@ -142,6 +142,7 @@ impl Summary {
     }
 
     /// The tables for a person.
+    // Over 80 lines: one table row after the other, in the order `status` prints them.
     pub fn table(&self, listen: &str) -> String {
         let mut out = String::new();
         let version = self.version.as_deref().unwrap_or("?");

@@ -1,20 +1,16 @@
-//! Deciding where events go: the `routes.yaml` schema, `${...}`
-//! substitution, predicates over the data, tag globs with the semantics of
-//! Salt's reactor, and the compiled [`RouteTable`].
+//! Deciding where events go: the routes' part of the `routes.yaml` schema,
+//! predicates over the data, tag globs with the semantics of Salt's
+//! reactor, per-route dedup, and the compiled [`RouteTable`]. Reading the
+//! file (substitution, parsing, checks) is `config`'s.
 
-mod check;
+mod compile;
 pub mod config;
-pub mod error;
-pub mod interpolate;
-mod load;
 pub mod predicate;
-pub mod reload;
 mod route_dedup;
 mod table;
 pub mod tag_glob;
 mod tag_index;
 
-pub use error::{ConfigError, ConfigErrors};
-pub use load::{load_file, load_str};
+pub use compile::compile;
 pub use table::{RouteMatch, RouteTable, Routing};
 pub use tag_glob::TagGlobs;

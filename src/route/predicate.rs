@@ -1,3 +1,4 @@
+// Over 500 lines only with its tests: the predicate language (parser and evaluator) is about 420.
 //! `match.where`: predicates over an event's data.
 //!
 //! A predicate is a map of `path: condition` entries (all must hold), a list

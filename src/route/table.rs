@@ -8,12 +8,11 @@
 //! data is parsed only when one of them needs it. The first matching route
 //! wins unless it says `continue: true`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use regex::bytes::RegexSet;
 
-use super::config::{DropConfig, JobsConfig, TwinsConfig};
+use super::config::DropConfig;
 use super::predicate::Predicate;
 use super::route_dedup::RecentKeys;
 use super::tag_index::TagIndex;
@@ -35,7 +34,16 @@ pub(crate) struct Route {
     pub dedup: Option<RecentKeys>,
 }
 
-/// The whole table.
+/// Every route's tag patterns: globs in one index, regexes in one set,
+/// each with the route it belongs to.
+pub(crate) struct TagMatchers {
+    pub globs: TagIndex,
+    pub glob_owner: Vec<usize>,
+    pub regexes: RegexSet,
+    pub regex_owner: Vec<usize>,
+}
+
+/// The whole table: the routes, and what happens to events none matches.
 #[derive(Debug)]
 pub struct RouteTable {
     pub(crate) routes: Vec<Route>,
@@ -48,12 +56,6 @@ pub struct RouteTable {
     pub(crate) untagged: Vec<usize>,
     pub(crate) drop: DropConfig,
     pub(crate) unmatched: Vec<String>,
-    pub(crate) twins: TwinsConfig,
-    pub(crate) jobs: JobsConfig,
-    pub(crate) source: Option<String>,
-    pub(crate) sinks: BTreeMap<String, serde_json::Value>,
-    /// Where each sink is defined (line, column), for errors found later.
-    pub(crate) sink_lines: BTreeMap<String, (u64, u64)>,
     pub(crate) templates: minijinja::Environment<'static>,
     /// The top-level data keys every `where` reads, or `None` when some
     /// predicate may read anything (see `partial`).
@@ -90,22 +92,19 @@ pub struct RouteMatch {
 }
 
 impl RouteTable {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         routes: Vec<Route>,
-        globs: TagIndex,
-        glob_owner: Vec<usize>,
-        regexes: RegexSet,
-        regex_owner: Vec<usize>,
+        tags: TagMatchers,
         drop: DropConfig,
         unmatched: Vec<String>,
-        twins: TwinsConfig,
-        jobs: JobsConfig,
-        source: Option<String>,
-        sinks: BTreeMap<String, serde_json::Value>,
-        sink_lines: BTreeMap<String, (u64, u64)>,
         templates: minijinja::Environment<'static>,
     ) -> Self {
+        let TagMatchers {
+            globs,
+            glob_owner,
+            regexes,
+            regex_owner,
+        } = tags;
         let mut tagged = vec![false; routes.len()];
         glob_owner.iter().for_each(|r| tagged[*r] = true);
         regex_owner.iter().for_each(|r| tagged[*r] = true);
@@ -125,11 +124,6 @@ impl RouteTable {
             untagged,
             drop,
             unmatched,
-            twins,
-            jobs,
-            source,
-            sinks,
-            sink_lines,
             templates,
             where_keys,
             scratch: Vec::new(),
@@ -140,31 +134,6 @@ impl RouteTable {
     /// The routes' names, in order.
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.name.as_str())
-    }
-
-    /// The `source:` of the file, if set.
-    pub fn source(&self) -> Option<&str> {
-        self.source.as_deref()
-    }
-
-    /// The `twins:` settings, for the twin filter stage.
-    pub fn twins(&self) -> &TwinsConfig {
-        &self.twins
-    }
-
-    /// The `jobs:` settings, for the job tracker stage.
-    pub fn jobs(&self) -> &JobsConfig {
-        &self.jobs
-    }
-
-    /// The sinks' configs by name (their fields belong to the sinks).
-    pub fn sinks(&self) -> &BTreeMap<String, serde_json::Value> {
-        &self.sinks
-    }
-
-    /// Where sink `name` is defined in the file: (line, column).
-    pub fn sink_location(&self, name: &str) -> Option<(u64, u64)> {
-        self.sink_lines.get(name).copied()
     }
 
     /// Decides where `ev` goes. With `explain`, records which pattern and

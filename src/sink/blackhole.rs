@@ -41,6 +41,11 @@ impl BlackholeSink {
         Ok(BlackholeSink::default())
     }
 
+    /// Checks settings as [`from_config`](Self::from_config) does.
+    pub fn check_config(name: &str, value: &serde_json::Value) -> Result<(), SinkConfigError> {
+        Self::from_config(name, value).map(|_| ())
+    }
+
     /// Accepts the whole batch: it is counted and dropped.
     pub async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
         self.dropped

@@ -18,6 +18,10 @@ pub use crate::outgoing::Outgoing;
 /// Something that can send a batch: a sink, or a fake one in tests.
 pub trait Deliver: Send + Sync + 'static {
     fn send(&self, batch: &[Outgoing]) -> impl Future<Output = Result<(), SendError>> + Send;
+
+    /// The worker is done: hand over what the sink still buffers, waiting
+    /// up to `timeout`. Blocking; the worker calls it off the runtime.
+    fn close(&self, _timeout: Duration) {}
 }
 
 /// How a worker groups events into one send.
@@ -45,6 +49,25 @@ pub enum SendError {
     Reject { reason: String, status: Option<u16> },
 }
 
+impl SendError {
+    /// Worth trying again, with nothing more known.
+    pub fn retry(reason: impl Into<String>) -> SendError {
+        SendError::Retry {
+            reason: reason.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    /// Will never succeed as is, with no status.
+    pub fn reject(reason: impl Into<String>) -> SendError {
+        SendError::Reject {
+            reason: reason.into(),
+            status: None,
+        }
+    }
+}
+
 /// A sink's settings that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("sink {sink}: {message}")]
@@ -53,6 +76,17 @@ pub struct SinkConfigError {
     /// Dotted field within the sink, e.g. `auth.hmac.secret`; empty for the whole sink.
     pub field: String,
     pub message: String,
+}
+
+impl SinkConfigError {
+    /// Sink `sink`'s `field` (dotted; empty for the whole sink) cannot work.
+    pub fn new(sink: &str, field: &str, message: impl Into<String>) -> SinkConfigError {
+        SinkConfigError {
+            sink: sink.to_owned(),
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Deserializes a sink's settings; a failure names the field at fault
@@ -96,24 +130,21 @@ pub enum Sink {
 impl Sink {
     /// Builds the sink `name` from its settings (the `type` field picks the kind).
     pub fn from_config(name: &str, value: &serde_json::Value) -> Result<Sink, SinkConfigError> {
-        let err = |field: &str, message: String| SinkConfigError {
-            sink: name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
         match value.get("type").and_then(|t| t.as_str()) {
             Some("webhook") => webhook::WebhookSink::from_config(name, value).map(Sink::Webhook),
             Some("kafka") => kafka::KafkaSink::from_config(name, value).map(Sink::Kafka),
             Some("blackhole") => {
                 blackhole::BlackholeSink::from_config(name, value).map(Sink::Blackhole)
             }
-            Some(other) => Err(err(
+            Some(other) => Err(SinkConfigError::new(
+                name,
                 "type",
                 format!("unknown sink type `{other}`, expected webhook, kafka or blackhole"),
             )),
-            None => Err(err(
+            None => Err(SinkConfigError::new(
+                name,
                 "type",
-                "missing `type` (webhook, kafka or blackhole)".into(),
+                "missing `type` (webhook, kafka or blackhole)",
             )),
         }
     }
@@ -122,7 +153,9 @@ impl Sink {
     /// connecting anywhere (for `validate`).
     pub fn check_config(name: &str, value: &serde_json::Value) -> Result<(), SinkConfigError> {
         match value.get("type").and_then(|t| t.as_str()) {
+            Some("webhook") => webhook::WebhookSink::check_config(name, value),
             Some("kafka") => kafka::KafkaSink::check_config(name, value),
+            Some("blackhole") => blackhole::BlackholeSink::check_config(name, value),
             _ => Sink::from_config(name, value).map(|_| ()),
         }
     }
@@ -154,7 +187,7 @@ impl Sink {
     }
 
     /// How the delivery worker groups events: a webhook's `batch`, or
-    /// Kafka's own batching of everything queued (up to 1,000 records).
+    /// Kafka's own batching of everything queued (up to `kafka::BATCH_EVENTS`).
     pub fn batching(&self) -> Option<Batching> {
         match self {
             Sink::Webhook(w) => w.config().batch.as_ref().map(|b| Batching {
@@ -163,8 +196,8 @@ impl Sink {
                 max_wait: b.max_wait,
             }),
             Sink::Kafka(_) => Some(Batching {
-                max_events: 1_000,
-                max_bytes: 16 << 20,
+                max_events: kafka::BATCH_EVENTS,
+                max_bytes: kafka::BATCH_BYTES,
                 max_wait: Duration::ZERO,
             }),
             Sink::Blackhole(_) => Some(Batching {
@@ -182,6 +215,14 @@ impl Deliver for Sink {
             Sink::Webhook(w) => w.send(batch).await,
             Sink::Kafka(k) => k.send(batch).await,
             Sink::Blackhole(b) => b.send(batch).await,
+        }
+    }
+
+    fn close(&self, timeout: Duration) {
+        if let Sink::Kafka(k) = self {
+            if let Err(e) = k.flush(timeout) {
+                tracing::warn!(sink = %k.name(), error = %e, "records still queued in librdkafka at shutdown");
+            }
         }
     }
 }

@@ -114,6 +114,7 @@ pub(crate) fn connect_hint(e: &std::io::Error) -> &'static str {
 /// Connects with `connect`, reads until the connection ends, and repeats
 /// until shutdown or until the receiver goes away. `address` (the socket
 /// path, or host:port) is what the logs say was tried.
+// Over 80 lines: the whole connect/read/back-off cycle in one loop, so its states are visible together.
 pub(crate) async fn run_reconnecting<S, F, Fut>(
     address: &str,
     mut connect: F,

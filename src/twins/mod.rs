@@ -31,13 +31,12 @@
 //! [`TwinFilter::tick`] at [`TwinFilter::next_deadline`].
 
 mod classify;
+mod config;
 mod filter;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
-use std::time::Duration;
-
+pub use config::TwinConfig;
 pub use filter::TwinFilter;
 
 use crate::Event;
@@ -73,7 +72,7 @@ impl TwinKind {
     ];
 
     /// The snake_case name, as in configuration files.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             TwinKind::BareJidNew => "bare_jid_new",
             TwinKind::NewJob => "new_job",
@@ -96,33 +95,6 @@ impl TwinKind {
 impl std::fmt::Display for TwinKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// How the twin filter behaves.
-#[derive(Debug, Clone)]
-pub struct TwinConfig {
-    /// Kinds that are filtered; events of the others pass untouched. Default: all.
-    pub enabled: HashSet<TwinKind>,
-    /// How long a legacy event waits for its twin, and how long a namespaced
-    /// event's key is remembered. Default 2 s (twins come milliseconds apart).
-    pub window: Duration,
-    /// Most held plus remembered entries; beyond it the oldest goes (a held
-    /// event is released). Default 100,000.
-    pub max_entries: usize,
-    /// Most bytes (tag, JSON data and raw body) of held events; beyond it the
-    /// oldest held event is released. Default 64 MiB.
-    pub max_held_bytes: usize,
-}
-
-impl Default for TwinConfig {
-    fn default() -> Self {
-        TwinConfig {
-            enabled: TwinKind::ALL.into_iter().collect(),
-            window: Duration::from_secs(2),
-            max_entries: 100_000,
-            max_held_bytes: 64 << 20,
-        }
     }
 }
 

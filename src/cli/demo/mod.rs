@@ -45,7 +45,7 @@ pub enum DemoFormat {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (table, routes_path, built_in) = match demo::load_routes(args.config.as_deref()) {
+    let (config, routes_path, built_in) = match demo::load_routes(args.config.as_deref()) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -55,7 +55,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut receiver = Receiver::start()
         .await
         .context("cannot start the demo's webhook receiver on 127.0.0.1")?;
-    let sinks = match sinks::build(&routes_path, &table, receiver.base_url()) {
+    let sinks = match sinks::build(&routes_path, &config, receiver.base_url()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -63,16 +63,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut printer = Printer::new(args.format, args.color.enabled());
-    printer.header(&routes_path, built_in, &table, &sinks, receiver.base_url())?;
+    printer.header(
+        &routes_path,
+        built_in,
+        &config.routes,
+        &sinks,
+        receiver.base_url(),
+    )?;
 
-    let mut pipeline = Pipeline::new(table, true);
+    let window = config.twins.window;
+    let mut pipeline = Pipeline::new(config, true);
     for (n, session) in SESSIONS.iter().enumerate() {
         printer.session(n + 1, SESSIONS.len(), session.name, session.what)?;
         let mut show = |shown: Shown| match shown {
             Shown::Step(step) => printer.step(&step),
             Shown::Note(text) => printer.note(&text),
         };
-        demo::replay(session, &mut pipeline, &sinks, &mut receiver, &mut show).await?;
+        demo::replay(
+            session,
+            &mut pipeline,
+            &sinks,
+            &mut receiver,
+            window,
+            &mut show,
+        )
+        .await?;
     }
     let failed = printer.summary()?;
     Ok(if failed == 0 {

@@ -106,10 +106,7 @@ fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String
 
 impl KafkaConfig {
     /// Parses and checks the settings of sink `name` without connecting anywhere.
-    pub fn from_value(
-        name: &str,
-        value: &serde_json::Value,
-    ) -> Result<KafkaConfig, SinkConfigError> {
+    pub fn parse(name: &str, value: &serde_json::Value) -> Result<KafkaConfig, SinkConfigError> {
         let cfg: KafkaConfig = crate::sink::parse_settings(name, value)?;
         cfg.check(name)?;
         Ok(cfg)
@@ -117,40 +114,56 @@ impl KafkaConfig {
 
     fn check(&self, name: &str) -> Result<(), SinkConfigError> {
         if self.kind != "kafka" {
-            return Err(error(
+            return Err(SinkConfigError::new(
                 name,
                 "type",
                 format!("expected `kafka`, found `{}`", self.kind),
             ));
         }
         if self.brokers.trim().is_empty() {
-            return Err(error(name, "brokers", "must list at least one host:port"));
+            return Err(SinkConfigError::new(
+                name,
+                "brokers",
+                "must list at least one host:port",
+            ));
         }
         if self.topic.trim().is_empty() {
-            return Err(error(name, "topic", "must not be empty"));
+            return Err(SinkConfigError::new(name, "topic", "must not be empty"));
         }
         if let Some(c) = &self.compression {
             if !COMPRESSIONS.contains(&c.as_str()) {
-                return Err(error(name, "compression", one_of(c, COMPRESSIONS)));
+                return Err(SinkConfigError::new(
+                    name,
+                    "compression",
+                    one_of(c, COMPRESSIONS),
+                ));
             }
         }
         if let Some(p) = &self.payload {
             if !PAYLOADS.contains(&p.as_str()) {
-                return Err(error(name, "payload", one_of(p, PAYLOADS)));
+                return Err(SinkConfigError::new(name, "payload", one_of(p, PAYLOADS)));
             }
         }
         if self.timeout < Duration::from_millis(1) || self.timeout.as_millis() > i32::MAX as u128 {
-            return Err(error(name, "timeout", "must be between 1ms and 24days"));
+            return Err(SinkConfigError::new(
+                name,
+                "timeout",
+                "must be between 1ms and 24days",
+            ));
         }
         for header in self.headers.keys() {
             if header.is_empty() {
-                return Err(error(name, "headers", "a header name must not be empty"));
+                return Err(SinkConfigError::new(
+                    name,
+                    "headers",
+                    "a header name must not be empty",
+                ));
             }
             if header
                 .to_ascii_lowercase()
                 .starts_with(RESERVED_HEADER_PREFIX)
             {
-                return Err(error(
+                return Err(SinkConfigError::new(
                     name,
                     &format!("headers.{header}"),
                     "`saltbridge-*` headers are always sent and cannot be redefined",
@@ -210,7 +223,7 @@ impl KafkaConfig {
                         _ => format!("options.{key}"),
                     }
                 };
-                error(
+                SinkConfigError::new(
                     name,
                     &field,
                     format!("librdkafka refused `{key}` = `{value}`: {desc}"),
@@ -223,13 +236,13 @@ impl KafkaConfig {
                 } else {
                     ""
                 };
-                error(
+                SinkConfigError::new(
                     name,
                     field,
                     format!("librdkafka refused the settings: {msg}"),
                 )
             }
-            other => error(name, "", format!("librdkafka: {other}")),
+            other => SinkConfigError::new(name, "", format!("librdkafka: {other}")),
         }
     }
 }
@@ -238,21 +251,13 @@ fn one_of(found: &str, allowed: &[&str]) -> String {
     format!("`{found}` is not one of {}", allowed.join(", "))
 }
 
-pub(crate) fn error(name: &str, field: &str, message: impl Into<String>) -> SinkConfigError {
-    SinkConfigError {
-        sink: name.to_string(),
-        field: field.to_string(),
-        message: message.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn parse(v: serde_json::Value) -> Result<KafkaConfig, SinkConfigError> {
-        KafkaConfig::from_value("pipeline", &v)
+        KafkaConfig::parse("pipeline", &v)
     }
 
     fn field_of(v: serde_json::Value) -> String {

@@ -8,6 +8,11 @@
 //! outcome is classified as the `delivery` module expects: delivered, worth
 //! retrying, or rejected for good (see `classify`). Record format and
 //! settings: docs/sinks-kafka.md.
+//!
+//! Files, as for every sink: `config` (settings and checks); the pure record
+//! builders `record` and `template`; `classify` (what an error means); here
+//! the transport. At shutdown the delivery worker calls [`KafkaSink::flush`]
+//! (through `Deliver::close`).
 
 mod classify;
 mod config;
@@ -41,6 +46,12 @@ use crate::sink::{SendError, SinkConfigError};
 const REPORT_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a full local queue is tried again while a batch is enqueued.
+/// Most records the delivery worker hands over in one batch: Kafka batches
+/// everything queued, up to this many records or [`BATCH_BYTES`].
+pub const BATCH_EVENTS: usize = 1_000;
+/// Most bytes of one batch.
+pub const BATCH_BYTES: usize = 16 << 20;
+
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(20);
 
 /// After this many sends in a row in which nothing was delivered and nothing
@@ -76,7 +87,7 @@ impl KafkaSink {
         name: &str,
         value: &serde_json::Value,
     ) -> Result<KafkaSink, SinkConfigError> {
-        let config = KafkaConfig::from_value(name, value)?;
+        let config = KafkaConfig::parse(name, value)?;
         let records = RecordBuilder::new(name, &config)?;
         let producer = build_producer(name, &config)?;
         Ok(KafkaSink {
@@ -91,7 +102,7 @@ impl KafkaSink {
     /// Checks the settings of sink `name` as [`from_config`](Self::from_config)
     /// does, without creating a producer (which would start connecting).
     pub fn check_config(name: &str, value: &serde_json::Value) -> Result<(), SinkConfigError> {
-        let config = KafkaConfig::from_value(name, value)?;
+        let config = KafkaConfig::parse(name, value)?;
         RecordBuilder::new(name, &config).map(|_| ())
     }
 
@@ -151,7 +162,7 @@ impl KafkaSink {
         for rec in &built {
             let queued = match rec {
                 Ok(rec) => enqueue(&producer, rec, deadline).await,
-                Err(reason) => Err(reject(reason.clone())),
+                Err(reason) => Err(SendError::reject(reason.clone())),
             };
             pending.push(queued);
         }
@@ -164,8 +175,8 @@ impl KafkaSink {
                 Ok(fut) => match tokio::time::timeout_at(report_deadline, fut).await {
                     Ok(Ok(Ok(_delivery))) => Ok(()),
                     Ok(Ok(Err((e, _msg)))) => Err(kafka_error(&e)),
-                    Ok(Err(_canceled)) => Err(retry("the producer was closed".into())),
-                    Err(_) => Err(retry(format!(
+                    Ok(Err(_canceled)) => Err(SendError::retry("the producer was closed")),
+                    Err(_) => Err(SendError::retry(format!(
                         "no delivery report within {}",
                         humantime::format_duration(self.config.timeout + REPORT_GRACE)
                     ))),
@@ -189,7 +200,7 @@ impl KafkaSink {
     pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
         let producer = self.current_producer();
         producer.flush(Timeout::After(timeout)).map_err(|e| {
-            retry(format!(
+            SendError::retry(format!(
                 "{} records still queued after {}: {e}",
                 producer.in_flight_count(),
                 humantime::format_duration(timeout)
@@ -315,23 +326,8 @@ async fn enqueue(
 
 fn kafka_error(e: &KafkaError) -> SendError {
     match classify(e) {
-        Class::Retry => retry(e.to_string()),
-        Class::Reject => reject(e.to_string()),
-    }
-}
-
-fn retry(reason: String) -> SendError {
-    SendError::Retry {
-        reason,
-        status: None,
-        retry_after: None,
-    }
-}
-
-fn reject(reason: String) -> SendError {
-    SendError::Reject {
-        reason,
-        status: None,
+        Class::Retry => SendError::retry(e.to_string()),
+        Class::Reject => SendError::reject(e.to_string()),
     }
 }
 

@@ -57,7 +57,7 @@ impl RecordBuilder {
     pub fn new(name: &str, cfg: &KafkaConfig) -> Result<RecordBuilder, SinkConfigError> {
         let mut templates = Templates::new();
         let bad = |field: &str, e: minijinja::Error| {
-            super::config::error(name, field, format!("bad template: {e}"))
+            SinkConfigError::new(name, field, format!("bad template: {e}"))
         };
         let topic = templates
             .add("topic", &cfg.topic)
@@ -267,7 +267,7 @@ mod tests {
         for (k, x) in extra.as_object().unwrap() {
             v[k] = x.clone();
         }
-        let cfg = KafkaConfig::from_value("s", &v).unwrap();
+        let cfg = KafkaConfig::parse("s", &v).unwrap();
         RecordBuilder::new("s", &cfg).unwrap()
     }
 
@@ -332,7 +332,7 @@ mod tests {
     fn bad_template_names_field() {
         let v =
             json!({"type": "kafka", "brokers": "b", "topic": "t", "headers": {"x-a": "{{ oops"}});
-        let cfg = KafkaConfig::from_value("s", &v).unwrap();
+        let cfg = KafkaConfig::parse("s", &v).unwrap();
         assert_eq!(
             RecordBuilder::new("s", &cfg).unwrap_err().field,
             "headers.x-a"

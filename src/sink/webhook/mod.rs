@@ -7,15 +7,15 @@
 //! client (rustls, HTTP/1.1 and HTTP/2, connection pool, no redirects, a
 //! timeout per request). [`WebhookSink::send`] then only renders, sends and
 //! classifies; retries, backoff, concurrency and batching belong to
-//! `delivery`, which reads [`WebhookSink::concurrency`] and
-//! [`WebhookSink::batch`]. The user documentation is `docs/sinks-webhook.md`.
+//! `delivery` (its worker gets `concurrency` and `batch` through `Sink`).
+//! The user documentation is `docs/sinks-webhook.md`.
 //!
-//! Files: `config` (settings and their checks), `template` (templates and the
-//! default body), `presets` (chat messages), `sign` (HMAC schemes), `outcome`
-//! (what an answer means).
+//! Files, as for every sink: `config` (settings and checks); the pure request
+//! builders `template` (templates, default body), `presets` (chat messages)
+//! and `sign` (HMAC); `classify` (what an answer means); here the transport.
 
+pub mod classify;
 pub mod config;
-pub mod outcome;
 pub mod presets;
 pub mod sign;
 pub mod template;
@@ -27,7 +27,6 @@ use minijinja::Environment;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
 
-use config::err;
 pub use config::{Auth, BatchConfig, HmacAuth, Preset, WebhookConfig};
 use template::Text;
 
@@ -69,7 +68,7 @@ impl std::fmt::Debug for WebhookSink {
 }
 
 fn template_error(sink: &str, field: &str, e: &minijinja::Error) -> SinkConfigError {
-    err(sink, field, format!("bad template: {e}"))
+    SinkConfigError::new(sink, field, format!("bad template: {e}"))
 }
 
 fn check_url(s: &str) -> Result<Url, String> {
@@ -89,6 +88,7 @@ fn parse_method(s: &str) -> Result<Method, String> {
 impl WebhookSink {
     /// Parses and checks `value` (the sink's settings), compiles the templates
     /// and builds the HTTP client. Errors name the field.
+    // Over 80 lines: each field of the settings checked and compiled in turn, each error naming its field.
     pub fn from_config(
         name: &str,
         value: &serde_json::Value,
@@ -99,7 +99,7 @@ impl WebhookSink {
         let url = template::compile(&mut env, "url", &config.url)
             .map_err(|e| template_error(name, "url", &e))?;
         if let Text::Static(s) = &url {
-            check_url(s).map_err(|m| err(name, "url", m))?;
+            check_url(s).map_err(|m| SinkConfigError::new(name, "url", m))?;
         }
         let method = match &config.method {
             None => None,
@@ -107,7 +107,7 @@ impl WebhookSink {
                 let t = template::compile(&mut env, "method", m)
                     .map_err(|e| template_error(name, "method", &e))?;
                 if let Text::Static(s) = &t {
-                    parse_method(s).map_err(|m| err(name, "method", m))?;
+                    parse_method(s).map_err(|m| SinkConfigError::new(name, "method", m))?;
                 }
                 Some(t)
             }
@@ -116,12 +116,12 @@ impl WebhookSink {
         for (key, value) in &config.headers {
             let field = format!("headers.{key}");
             let header = HeaderName::from_bytes(key.as_bytes())
-                .map_err(|_| err(name, &field, "not a valid header name"))?;
+                .map_err(|_| SinkConfigError::new(name, &field, "not a valid header name"))?;
             let t = template::compile(&mut env, &field, value)
                 .map_err(|e| template_error(name, &field, &e))?;
             if let Text::Static(s) = &t {
                 HeaderValue::from_str(s.trim())
-                    .map_err(|_| err(name, &field, "not a valid header value"))?;
+                    .map_err(|_| SinkConfigError::new(name, &field, "not a valid header value"))?;
             }
             headers.push((header, t));
         }
@@ -146,24 +146,28 @@ impl WebhookSink {
         let (authorization, hmac_headers) = match &config.auth {
             None => (None, None),
             Some(Auth::Bearer { token }) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                    .map_err(|_| err(name, "auth.bearer.token", "not valid in a header"))?;
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+                        SinkConfigError::new(name, "auth.bearer.token", "not valid in a header")
+                    })?;
                 v.set_sensitive(true);
                 (Some(v), None)
             }
             Some(Auth::Basic { username, password }) => {
                 let cred = base64::engine::general_purpose::STANDARD
                     .encode(format!("{username}:{password}"));
-                let mut v = HeaderValue::from_str(&format!("Basic {cred}"))
-                    .map_err(|_| err(name, "auth.basic", "not valid in a header"))?;
+                let mut v = HeaderValue::from_str(&format!("Basic {cred}")).map_err(|_| {
+                    SinkConfigError::new(name, "auth.basic", "not valid in a header")
+                })?;
                 v.set_sensitive(true);
                 (Some(v), None)
             }
             Some(Auth::Hmac(h)) => {
-                let sig = HeaderName::from_bytes(h.header.as_bytes())
-                    .map_err(|_| err(name, "auth.hmac.header", "not a valid header name"))?;
+                let sig = HeaderName::from_bytes(h.header.as_bytes()).map_err(|_| {
+                    SinkConfigError::new(name, "auth.hmac.header", "not a valid header name")
+                })?;
                 let ts = HeaderName::from_bytes(h.timestamp_header.as_bytes()).map_err(|_| {
-                    err(
+                    SinkConfigError::new(
                         name,
                         "auth.hmac.timestamp_header",
                         "not a valid header name",
@@ -178,7 +182,9 @@ impl WebhookSink {
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| err(name, "", format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                SinkConfigError::new(name, "", format!("cannot build the HTTP client: {e}"))
+            })?;
         Ok(WebhookSink {
             name: name.to_owned(),
             config,
@@ -192,6 +198,11 @@ impl WebhookSink {
             hmac_headers,
             needs_context,
         })
+    }
+
+    /// Checks settings as [`from_config`](Self::from_config) does.
+    pub fn check_config(name: &str, value: &serde_json::Value) -> Result<(), SinkConfigError> {
+        Self::from_config(name, value).map(|_| ())
     }
 
     pub fn name(&self) -> &str {
@@ -229,7 +240,7 @@ impl WebhookSink {
     /// With batching on, the whole slice goes as one JSON array. With it
     /// off, each event goes in its own request, one after the other, and the
     /// first failure ends the call (the delivery layer should pass one event
-    /// at a time). See [`outcome`] for what counts as delivered, retry and
+    /// at a time). See [`classify`] for what counts as delivered, retry and
     /// reject; a template that cannot be rendered rejects the batch.
     pub async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
         if self.config.batch.is_none() && batch.len() > 1 {
@@ -253,19 +264,20 @@ impl WebhookSink {
         } else {
             minijinja::Value::UNDEFINED
         };
-        let url_text = template::render(&self.env, &self.url, &ctx).map_err(reject)?;
-        let mut url = check_url(&url_text).map_err(|m| reject(format!("url: {m}")))?;
+        let url_text = template::render(&self.env, &self.url, &ctx).map_err(SendError::reject)?;
+        let mut url = check_url(&url_text).map_err(|m| SendError::reject(format!("url: {m}")))?;
         let method = match &self.method {
             None => Method::POST,
             Some(t) => {
-                let m = template::render(&self.env, t, &ctx).map_err(reject)?;
-                parse_method(&m).map_err(|m| reject(format!("method: {m}")))?
+                let m = template::render(&self.env, t, &ctx).map_err(SendError::reject)?;
+                parse_method(&m).map_err(|m| SendError::reject(format!("method: {m}")))?
             }
         };
         let body = self.body(batch, &ctx, now)?;
         if let (Some(Preset::Dingtalk), Some(secret)) = (self.config.preset, &self.config.secret) {
             let ts = sign::unix_millis(now);
-            let signature = sign::dingtalk_sign(secret, ts).map_err(|_| reject("cannot sign"))?;
+            let signature =
+                sign::dingtalk_sign(secret, ts).map_err(|_| SendError::reject("cannot sign"))?;
             url.query_pairs_mut()
                 .append_pair("timestamp", &ts.to_string())
                 .append_pair("sign", &signature);
@@ -281,7 +293,7 @@ impl WebhookSink {
             .await;
         let mut response = match response {
             Ok(r) => r,
-            Err(e) => return Err(outcome::classify_error(&e, &host, self.config.timeout)),
+            Err(e) => return Err(classify::classify_error(&e, &host, self.config.timeout)),
         };
         let status = response.status();
         let resp_headers = response.headers().clone();
@@ -289,9 +301,9 @@ impl WebhookSink {
         let read = loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    let room = outcome::MAX_BODY - got.len();
+                    let room = classify::MAX_BODY - got.len();
                     got.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if got.len() >= outcome::MAX_BODY {
+                    if got.len() >= classify::MAX_BODY {
                         break Ok(());
                     }
                 }
@@ -305,10 +317,10 @@ impl WebhookSink {
             if status.is_success()
                 && matches!(self.config.preset, Some(Preset::Dingtalk | Preset::Feishu))
             {
-                return Err(outcome::classify_error(&e, &host, self.config.timeout));
+                return Err(classify::classify_error(&e, &host, self.config.timeout));
             }
         }
-        outcome::classify(
+        classify::classify(
             status,
             &resp_headers,
             &got,
@@ -334,18 +346,20 @@ impl WebhookSink {
                 (preset, &self.config.secret, v.as_object_mut())
             {
                 let ts = sign::unix_seconds(now);
-                let signature = sign::feishu_sign(secret, ts).map_err(|_| reject("cannot sign"))?;
+                let signature =
+                    sign::feishu_sign(secret, ts).map_err(|_| SendError::reject("cannot sign"))?;
                 obj.insert("timestamp".into(), ts.to_string().into());
                 obj.insert("sign".into(), signature.into());
             }
-            return serde_json::to_vec(&v).map_err(|e| reject(format!("preset body: {e}")));
+            return serde_json::to_vec(&v)
+                .map_err(|e| SendError::reject(format!("preset body: {e}")));
         }
         let batched = self.config.batch.is_some();
         let mut out = Vec::new();
         match (&self.body, batched) {
             (Some(t), false) => {
                 out = template::render(&self.env, t, ctx)
-                    .map_err(reject)?
+                    .map_err(SendError::reject)?
                     .into_owned()
                     .into_bytes();
             }
@@ -359,10 +373,10 @@ impl WebhookSink {
                         own_ctx = o.template_context();
                         &own_ctx
                     };
-                    let text = template::render(&self.env, t, c).map_err(reject)?;
+                    let text = template::render(&self.env, t, c).map_err(SendError::reject)?;
                     let text = text.trim();
                     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                        return Err(reject(format!(
+                        return Err(SendError::reject(format!(
                             "template `body` must render JSON when batching; event {} ({}) gave: {e}",
                             i, o.key
                         )));
@@ -415,9 +429,9 @@ impl WebhookSink {
             );
         }
         for (name, t) in &self.headers {
-            let v = template::render(&self.env, t, ctx).map_err(reject)?;
+            let v = template::render(&self.env, t, ctx).map_err(SendError::reject)?;
             let v = HeaderValue::from_str(v.trim()).map_err(|_| {
-                reject(format!(
+                SendError::reject(format!(
                     "header {name}: the template rendered an invalid header value"
                 ))
             })?;
@@ -431,18 +445,11 @@ impl WebhookSink {
         {
             let ts = sign::unix_seconds(now);
             let sig = sign::saltbridge_signature(&a.secret, ts, body)
-                .map_err(|_| reject("cannot sign"))?;
+                .map_err(|_| SendError::reject("cannot sign"))?;
             h.insert(ts_name.clone(), HeaderValue::from(ts));
             h.insert(sig_name.clone(), lossy_header_value(&sig));
         }
         Ok(h)
-    }
-}
-
-fn reject(reason: impl Into<String>) -> SendError {
-    SendError::Reject {
-        reason: reason.into(),
-        status: None,
     }
 }
 

@@ -148,6 +148,7 @@ fn text(obj: &Map<String, Value>, key: &str) -> String {
     }
 }
 
+// Over 80 lines: one message, section by section, as the chat presets show a return.
 fn job_return(o: &Outgoing, d: &Map<String, Value>) -> Message {
     let fun = text(d, "fun");
     let minion = text(d, "id");
@@ -302,6 +303,7 @@ fn state_failure(o: &Outgoing, d: &Map<String, Value>) -> Message {
 }
 
 /// `saltbridge/job/<jid>/summary`: one message per job.
+// Over 80 lines: one message, section by section, as the chat presets show a job summary.
 fn summary(o: &Outgoing, d: &Map<String, Value>) -> Message {
     if d.get("kind").and_then(Value::as_str) == Some("runner") {
         return runner_summary(o, d);

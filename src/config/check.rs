@@ -5,25 +5,39 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::config::{RouteConfig, RoutesFile, Unmatched};
 use super::error::{located, ConfigError};
-use super::predicate::did_you_mean;
+use super::file::RoutesFile;
+use crate::route::config::{RouteConfig, Unmatched};
+use crate::route::predicate::did_you_mean;
 use crate::source::SourceSpec;
 
 /// Every problem found in `file`; empty when it is good.
 pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    let sink_names: Vec<&str> = file.sinks.keys().map(String::as_str).collect();
-    let unknown_sink = |name: &str| {
-        let hint = did_you_mean(name, &sink_names).map(|s| format!("did you mean `{s}`?"));
-        let known = if sink_names.is_empty() {
+    check_settings(path, file, &mut errors);
+    let sinks = SinkNames(file.sinks.keys().map(String::as_str).collect());
+    check_routes(path, file, &sinks, &mut errors);
+    check_unmatched(path, file, &sinks, &mut errors);
+    errors
+}
+
+/// The names under `sinks:`, for "unknown sink" errors.
+struct SinkNames<'a>(Vec<&'a str>);
+
+impl SinkNames<'_> {
+    fn unknown(&self, name: &str) -> (String, Option<String>) {
+        let hint = did_you_mean(name, &self.0).map(|s| format!("did you mean `{s}`?"));
+        let known = if self.0.is_empty() {
             "no sinks are defined under `sinks:`".to_owned()
         } else {
-            format!("defined sinks: {}", sink_names.join(", "))
+            format!("defined sinks: {}", self.0.join(", "))
         };
         (format!("unknown sink `{name}` ({known})"), hint)
-    };
+    }
+}
 
+/// `source`, `twins` and the shape of `sinks`.
+fn check_settings(path: &Path, file: &RoutesFile, errors: &mut Vec<ConfigError>) {
     if let Some(src) = &file.source {
         if let Err(e) = src.value.parse::<SourceSpec>() {
             errors.push(located(path, src, "source", e.to_string()));
@@ -47,7 +61,10 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
             ));
         }
     }
+}
 
+/// Route names, and routes that an earlier one shadows.
+fn check_routes(path: &Path, file: &RoutesFile, sinks: &SinkNames, errors: &mut Vec<ConfigError>) {
     let mut seen_names: HashMap<&str, u64> = HashMap::new();
     // Earlier routes that stop every event they match: only they can shadow.
     let mut stoppers: Vec<(usize, &RouteConfig)> = Vec::new();
@@ -64,54 +81,7 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
                 format!("route name `{name}` is already used on line {line}"),
             ));
         }
-        for (j, sink) in r.to.iter().enumerate() {
-            if !file.sinks.contains_key(&sink.value) {
-                let (msg, hint) = unknown_sink(&sink.value);
-                errors.push(located(path, sink, &at(&format!("to[{j}]")), msg).with_hint(hint));
-            }
-        }
-        if let Some(tags) = &r.matcher.tag {
-            for g in tags.value.items() {
-                if let Some(why) = glob_problem(g) {
-                    errors.push(located(
-                        path,
-                        tags,
-                        &at("match.tag"),
-                        format!("glob {g:?} {why}"),
-                    ));
-                }
-            }
-        }
-        if let Some(res) = &r.matcher.tag_regex {
-            for re in res.value.items() {
-                if let Err(e) = regex::Regex::new(re) {
-                    errors.push(located(
-                        path,
-                        res,
-                        &at("match.tag_regex"),
-                        format!("bad regex {re:?}: {e}"),
-                    ));
-                }
-            }
-        }
-        if let Some(d) = &r.dedup {
-            if let Err(e) = minijinja::Environment::new().template_from_str(&d.key.value) {
-                errors.push(located(
-                    path,
-                    &d.key,
-                    &at("dedup.key"),
-                    format!("bad template: {e}"),
-                ));
-            }
-            if d.ttl.is_zero() {
-                errors.push(located(
-                    path,
-                    &d.key,
-                    &at("dedup.ttl"),
-                    "must be longer than 0s",
-                ));
-            }
-        }
+        check_route(path, file, i, r, sinks, errors);
         if let Some((k, earlier)) = stoppers.iter().copied().find(|(_, e)| shadows(e, r)) {
             errors.push(located(
                 path,
@@ -128,7 +98,75 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
             stoppers.push((i, r));
         }
     }
+}
 
+/// One route's sinks, patterns and dedup.
+fn check_route(
+    path: &Path,
+    file: &RoutesFile,
+    i: usize,
+    r: &RouteConfig,
+    sinks: &SinkNames,
+    errors: &mut Vec<ConfigError>,
+) {
+    let at = |f: &str| format!("routes[{i}].{f}");
+    for (j, sink) in r.to.iter().enumerate() {
+        if !file.sinks.contains_key(&sink.value) {
+            let (msg, hint) = sinks.unknown(&sink.value);
+            errors.push(located(path, sink, &at(&format!("to[{j}]")), msg).with_hint(hint));
+        }
+    }
+    if let Some(tags) = &r.matcher.tag {
+        for g in tags.value.items() {
+            if let Some(why) = glob_problem(g) {
+                errors.push(located(
+                    path,
+                    tags,
+                    &at("match.tag"),
+                    format!("glob {g:?} {why}"),
+                ));
+            }
+        }
+    }
+    if let Some(res) = &r.matcher.tag_regex {
+        for re in res.value.items() {
+            if let Err(e) = regex::Regex::new(re) {
+                errors.push(located(
+                    path,
+                    res,
+                    &at("match.tag_regex"),
+                    format!("bad regex {re:?}: {e}"),
+                ));
+            }
+        }
+    }
+    if let Some(d) = &r.dedup {
+        if let Err(e) = minijinja::Environment::new().template_from_str(&d.key.value) {
+            errors.push(located(
+                path,
+                &d.key,
+                &at("dedup.key"),
+                format!("bad template: {e}"),
+            ));
+        }
+        if d.ttl.is_zero() {
+            errors.push(located(
+                path,
+                &d.key,
+                &at("dedup.ttl"),
+                "must be longer than 0s",
+            ));
+        }
+    }
+}
+
+/// `unmatched: drop` or sinks that exist.
+fn check_unmatched(
+    path: &Path,
+    file: &RoutesFile,
+    sinks: &SinkNames,
+    errors: &mut Vec<ConfigError>,
+) {
     if let Some(u) = &file.unmatched {
         match &u.value {
             Unmatched::Keyword(k) if k == "drop" => {}
@@ -147,7 +185,7 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
             Unmatched::Sinks(names) => {
                 for (j, n) in names.iter().enumerate() {
                     if !file.sinks.contains_key(n) {
-                        let (msg, hint) = unknown_sink(n);
+                        let (msg, hint) = sinks.unknown(n);
                         errors.push(
                             located(path, u, &format!("unmatched[{j}]"), msg).with_hint(hint),
                         );
@@ -156,7 +194,6 @@ pub fn check(path: &Path, file: &RoutesFile) -> Vec<ConfigError> {
             }
         }
     }
-    errors
 }
 
 /// Why a glob can never match a Salt tag, if it cannot.

@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::{load_file, RouteTable};
+use super::{load_file, Config};
 use crate::shutdown::Shutdown;
 
 /// How often the file's modification time and size are looked at.
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// Watches `path`; every good reload comes out of the returned channel.
-pub fn watch(path: PathBuf, mut shutdown: Shutdown) -> mpsc::Receiver<RouteTable> {
+pub fn watch(path: PathBuf, mut shutdown: Shutdown) -> mpsc::Receiver<Config> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         let stamp = |p: &PathBuf| -> Option<(SystemTime, u64)> {
@@ -48,7 +48,7 @@ pub fn watch(path: PathBuf, mut shutdown: Shutdown) -> mpsc::Receiver<RouteTable
             };
             match load_file(&path) {
                 Ok(table) => {
-                    tracing::info!(file = %path.display(), reason = why, routes = table.route_names().count(), "routes reloaded");
+                    tracing::info!(file = %path.display(), reason = why, routes = table.routes.route_names().count(), "routes reloaded");
                     if tx.send(table).await.is_err() {
                         return;
                     }

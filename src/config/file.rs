@@ -1,0 +1,49 @@
+//! The whole `routes.yaml`, as serde types: each stage reads its own part
+//! with its own type (`twins::TwinConfig`, `jobs::JobConfig`, the route
+//! table's `route::config`); sinks are checked by the sinks.
+//!
+//! Parsed with serde-saphyr: serde_yaml is deprecated upstream, and
+//! serde-saphyr is maintained, pure Rust, handles anchors and merge keys
+//! (`<<: *defaults`, which Salt users know from pillar files), and reports
+//! line and column for every error. Values that are checked after parsing
+//! (sink names, globs, regexes, templates) are kept `Spanned` so that those
+//! errors point at the line too. Every struct denies unknown fields.
+//!
+//! The user-facing reference for these fields is `docs/routes.md`; a test
+//! checks that every field named here is documented there.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::jobs::JobConfig;
+use crate::route::config::{DropConfig, RouteConfig, Unmatched};
+use crate::twins::TwinConfig;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    /// Where events come from: a SPEC as for `--source` (default: the master's socket).
+    #[serde(default)]
+    pub source: Option<Spanned<String>>,
+    /// Salt's duplicate twins to drop; all kinds are on by default.
+    #[serde(default)]
+    pub twins: TwinConfig,
+    /// Presets that drop Salt's internal noise before routing.
+    #[serde(default)]
+    pub drop: DropConfig,
+    /// The job tracker: one summary event per job.
+    #[serde(default)]
+    pub jobs: JobConfig,
+    /// Named sinks. Their own fields are checked by the sinks; here, names.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, Spanned<serde_json::Value>>,
+    /// Routes, tried in order.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// What happens to an event that no route matched: `drop` (default) or a list of sinks.
+    #[serde(default)]
+    pub unmatched: Option<Spanned<Unmatched>>,
+}
