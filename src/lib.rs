@@ -14,6 +14,7 @@ pub mod event;
 pub mod jobs;
 pub mod metrics;
 pub mod pipeline;
+pub mod receiver;
 pub mod route;
 pub mod salt_return;
 pub mod shutdown;
