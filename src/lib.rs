@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod outgoing;
 pub mod pipeline;
+pub mod receiver;
 pub mod route;
 pub mod salt;
 pub mod shutdown;

@@ -1,7 +1,7 @@
 //! Every real capture decodes to exactly what Salt's own listener printed,
 //! however the bytes are cut.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,7 +13,7 @@ use saltbridge::decode::{
 };
 use serde_json::Value;
 
-use common::{assert_events_eq, captures, expected, fixtures};
+use support::fixtures::{assert_events_eq, captures, expected, fixtures};
 
 fn events(items: Vec<Decoded>) -> Vec<(String, Value)> {
     items
@@ -118,7 +118,7 @@ fn legacy_zeromq_messages_decode_to_their_tag_and_data() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(ev.tag(), v["tag"].as_str().unwrap(), "{name}");
             assert!(
-                common::same_in_order(ev.data(), &v["data"]),
+                support::fixtures::same_in_order(ev.data(), &v["data"]),
                 "{name}: {}",
                 ev.tag()
             );

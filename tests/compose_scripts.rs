@@ -6,13 +6,15 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::daemon::{self, Daemon};
+use support::ports::free_port;
+use support::process::{self, ProcessGroup};
 use support::salt_sandbox::SaltSandbox;
 use support::tansu::{consume_up_to, Tansu};
 
@@ -20,27 +22,16 @@ fn top() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process whose stdout lines are collected, killed on drop.
+/// A child process whose stdout lines are collected; its process group
+/// (the Salt daemons the script starts, and theirs) is killed on drop.
 struct Proc {
-    child: Child,
+    _child: ProcessGroup,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proc {
     fn start(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = process::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::null())).unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (out, l) = (child.stdout.take().unwrap(), lines.clone());
         std::thread::spawn(move || {
@@ -48,14 +39,10 @@ impl Proc {
                 l.lock().unwrap().push(line);
             }
         });
-        Proc { child, lines }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Proc {
+            _child: child,
+            lines,
+        }
     }
 }
 
@@ -108,7 +95,7 @@ fn the_compose_stack_scripts_deliver_a_failing_state() {
         std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
     });
 
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_saltbridge"));
+    let mut bridge = daemon::command();
     bridge
         .args(["run", "-c"])
         .arg(top().join("docker/routes.compose.yaml"))
@@ -119,7 +106,7 @@ fn the_compose_stack_scripts_deliver_a_failing_state() {
         .env("CHAT_URL", format!("http://127.0.0.1:{http}/chat"))
         .env("CMDB_URL", format!("http://127.0.0.1:{http}/cmdb"))
         .env("KAFKA_BROKERS", broker.brokers());
-    let _bridge = Proc::start(bridge);
+    let _bridge = Daemon::spawn(bridge, &dir.path().join("saltbridge.log"));
 
     let _minion = Proc::start(script("salt-minion", &root, &venv, ports));
     let posted = |path: &str| -> Vec<Value> {

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::http_receiver::{Mode, Receiver};
+use saltbridge::receiver::{Mode, Receiver};
+use support::daemon::{self, Daemon};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/3008.4")
@@ -62,7 +63,7 @@ fn text(o: &Output) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_events_are_listed_shown_and_replayed_with_their_keys() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.set_path_mode("/cmdb", Mode::status(400));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -173,12 +174,10 @@ async fn rejected_events_are_listed_shown_and_replayed_with_their_keys() {
     receiver.clear();
     let sock = dir.path().join("pub.ipc");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-        .args(["run", "-c", &cfg, "-s", &format!("ipc:{}", sock.display())])
-        .env("SALTBRIDGE_STATE_DIR", &state)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = daemon::command();
+    run.args(["run", "-c", &cfg, "-s", &format!("ipc:{}", sock.display())])
+        .env("SALTBRIDGE_STATE_DIR", &state);
+    let mut daemon = Daemon::spawn(run, &dir.path().join("run.log"));
     let _conn = listener.accept().unwrap();
     let out = saltbridge(&["dlq", "replay", "--all", "--id", "1"], &state);
     assert!(
@@ -190,8 +189,7 @@ async fn rejected_events_are_listed_shown_and_replayed_with_their_keys() {
     while receiver.count() < 1 && t0.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    daemon.kill9();
     let got: Vec<String> = receiver
         .requests()
         .iter()

@@ -1,7 +1,7 @@
 //! Garbage, truncated and corrupted streams: the decoder never panics, never
 //! stalls, counts what it skips, and recovers every sound frame it can.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use saltbridge::decode::{decode_all, Decoded};
 /// Real frames from the captures, each as its own byte string, with its tag.
 fn real_frames() -> Vec<(Vec<u8>, String)> {
     let mut frames = Vec::new();
-    for (bin, _) in common::captures() {
+    for (bin, _) in support::fixtures::captures() {
         let bytes = std::fs::read(&bin).unwrap();
         let mut at = 0;
         for item in decode_all(&bytes, Arc::from("t")) {

@@ -8,7 +8,7 @@
 //! so deadlines see the real gaps between events; after the last event the
 //! clock runs on as a timer would, or the input ends (flush).
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ routes:
 "#;
 
 fn events(rel: &str) -> Vec<Event> {
-    let path = common::fixtures().join(rel);
+    let path = support::fixtures::fixtures().join(rel);
     if path.extension().is_some_and(|e| e == "bin") {
         let bytes = std::fs::read(&path).unwrap();
         decode_all(&bytes, Arc::from("capture"))
@@ -306,8 +306,8 @@ fn a_runner_job_is_summarised_at_its_return() {
 
 #[test]
 fn every_job_of_every_capture_gets_exactly_one_summary() {
-    for (bin, _) in common::captures() {
-        let rel = bin.strip_prefix(common::fixtures()).unwrap();
+    for (bin, _) in support::fixtures::captures() {
+        let rel = bin.strip_prefix(support::fixtures::fixtures()).unwrap();
         let evs = events(rel.to_str().unwrap());
         let jobs: std::collections::BTreeSet<String> = evs
             .iter()

@@ -15,13 +15,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use saltbridge::receiver::Receiver;
 use serde_json::{json, Value};
-use support::http_receiver::Receiver;
+use support::daemon::{self, Daemon};
 use support::salt_sandbox::{SaltSandbox, SandboxOptions};
 
 /// The summaries received so far, in delivery order.
@@ -35,7 +34,7 @@ fn summaries(receiver: &Receiver) -> Vec<Value> {
         .collect()
 }
 
-async fn wait_for_summaries(receiver: &Receiver, n: usize, log: &Mutex<String>) -> Vec<Value> {
+async fn wait_for_summaries(receiver: &Receiver, n: usize, daemon: &Daemon) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let got = summaries(receiver);
@@ -45,7 +44,7 @@ async fn wait_for_summaries(receiver: &Receiver, n: usize, log: &Mutex<String>) 
         assert!(
             Instant::now() < deadline,
             "{n} summaries expected, got {got:#?}\nsaltbridge log:\n{}",
-            log.lock().unwrap()
+            daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -72,7 +71,7 @@ async fn one_summary_per_job_with_two_real_minions() {
     let Some(venv) = SaltSandbox::require_venv("3008.4") else {
         return;
     };
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let opts = SandboxOptions {
         extra_master_config: "gather_job_timeout: 3\n".into(),
         ..SandboxOptions::with_minions(&["alpha", "beta"])
@@ -104,33 +103,18 @@ routes:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-        .args(["run", "-c"])
+    let mut run = daemon::command();
+    run.args(["run", "-c"])
         .arg(&routes)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let l = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+        .arg(dir.path().join("state"));
+    let daemon = Daemon::spawn(run, &dir.path().join("run.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !log
-        .lock()
-        .unwrap()
-        .contains("connected to the master's event bus")
-    {
+    while !daemon.log().contains("connected to the master's event bus") {
         assert!(
             Instant::now() < deadline,
             "run never connected: {}",
-            log.lock().unwrap()
+            daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -138,7 +122,7 @@ routes:
 
     // 1. Both return.
     salt(&sb, &["*", "test.ping"]).await;
-    let s = wait_for_summaries(&receiver, 1, &log).await;
+    let s = wait_for_summaries(&receiver, 1, &daemon).await;
     let ping = &s[0];
     assert_eq!(ping["fun"], "test.ping");
     assert_eq!(ping["closed"], "returned");
@@ -151,7 +135,7 @@ routes:
     // 2. One exits 3.
     let cmd = "exit {{ 3 if grains.id == 'alpha' else 0 }}";
     salt(&sb, &["*", "cmd.run", cmd, "template=jinja"]).await;
-    let s = wait_for_summaries(&receiver, 2, &log).await;
+    let s = wait_for_summaries(&receiver, 2, &daemon).await;
     let exit3 = &s[1];
     assert_eq!(exit3["fun"], "cmd.run");
     assert_eq!(exit3["success"], false);
@@ -166,7 +150,7 @@ routes:
     let cmd = "sleep {{ 9 if grains.id == 'alpha' else 0 }}; echo done";
     let out = salt(&sb, &["-t", "3", "*", "cmd.run", cmd, "template=jinja"]).await;
     assert!(out.contains("done"), "{out}");
-    let s = wait_for_summaries(&receiver, 3, &log).await;
+    let s = wait_for_summaries(&receiver, 3, &daemon).await;
     let slow = &s[2];
     assert_eq!(slow["closed"], "returned", "{slow:#}");
     assert_eq!(slow["success"], true);
@@ -188,7 +172,7 @@ routes:
     .unwrap();
     let out = salt(&sb, &["-t", "3", "*", "test.ping"]).await;
     assert!(out.contains("did not return"), "{out}");
-    let s = wait_for_summaries(&receiver, 4, &log).await;
+    let s = wait_for_summaries(&receiver, 4, &daemon).await;
     let down = &s[3];
     assert_eq!(down["fun"], "test.ping");
     assert_eq!(down["closed"], "timeout", "{down:#}");
@@ -203,14 +187,10 @@ routes:
 
     // The find_job polls are not jobs of their own: four jobs, four summaries.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let (status, log) = tokio::task::spawn_blocking(move || daemon.stop(Duration::from_secs(60)))
         .await
         .unwrap();
-    assert!(status.success(), "{}", log.lock().unwrap());
+    assert!(status.is_some_and(|s| s.success()), "{log}");
     let all = summaries(&receiver);
     assert_eq!(all.len(), 4, "{all:#?}");
 }

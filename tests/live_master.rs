@@ -9,29 +9,31 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::process::{self, ProcessGroup};
 use support::salt_sandbox::{SaltSandbox, SandboxOptions};
 
 /// A running `saltbridge tail --format json` and every line it printed.
 struct Tail {
-    child: Child,
+    child: ProcessGroup,
     lines: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Tail {
     fn start(spec: &str) -> Tail {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-            .args(["tail", "--source", spec, "--format", "json"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = process::spawn(
+            Command::new(env!("CARGO_BIN_EXE_saltbridge"))
+                .args(["tail", "--source", spec, "--format", "json"])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
@@ -280,14 +282,15 @@ time.sleep(0.5)
         .iter()
         .map(|f| fixtures.join(f).display().to_string())
         .collect();
-    let mut publisher = Command::new(venv.join("bin/python"))
-        .arg("-c")
-        .arg(script)
-        .arg(&endpoint)
-        .arg(&flag)
-        .args(&files)
-        .spawn()
-        .unwrap();
+    let mut publisher = process::spawn(
+        Command::new(venv.join("bin/python"))
+            .arg("-c")
+            .arg(script)
+            .arg(&endpoint)
+            .arg(&flag)
+            .args(&files),
+    )
+    .unwrap();
     let tail = Tail::start(&format!("zmq:{endpoint}"));
     let (probe, _) = tail.wait_for(0, "probe", |t, _| t == "saltbridge-test/probe");
     std::fs::write(&flag, b"").unwrap();

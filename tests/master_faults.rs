@@ -12,14 +12,16 @@
 
 mod support;
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use saltbridge::receiver::Receiver;
 use serde_json::Value;
 use support::bus_feed::Tally;
 use support::daemon::{env_duration, webhook_events, Daemon};
-use support::http_receiver::Receiver;
+use support::process::{self, ProcessGroup};
 use support::salt_sandbox::{SaltSandbox, SandboxOptions};
 
 /// Fires `saltbridge-test/load` events with data `{"n", "t"}` at `rate`
@@ -61,25 +63,30 @@ while True:
 out.flush()
 "#;
 
-fn firehose(salt: &SaltSandbox, dir: &Path, rate: u32, secs: f64, base: u64) -> Child {
+fn firehose(salt: &SaltSandbox, dir: &Path, rate: u32, secs: f64, base: u64) -> ProcessGroup {
     let script = dir.join("firehose.py");
     std::fs::write(&script, FIREHOSE).unwrap();
-    Command::new(salt.venv_dir().join("bin/python"))
-        .arg(&script)
-        .arg(salt.master_config_file())
-        .arg(rate.to_string())
-        .arg(secs.to_string())
-        .arg(base.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    process::spawn(
+        Command::new(salt.venv_dir().join("bin/python"))
+            .arg(&script)
+            .arg(salt.master_config_file())
+            .arg(rate.to_string())
+            .arg(secs.to_string())
+            .arg(base.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap()
 }
 
 /// (n, time fired) of every event the firehose got out.
-fn fired(child: Child) -> Vec<(u64, f64)> {
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
+fn fired(mut child: ProcessGroup) -> Vec<(u64, f64)> {
+    let mut stdout = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_end(&mut stdout).unwrap();
+    }
+    child.wait().unwrap();
+    String::from_utf8_lossy(&stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| Some((v["n"].as_u64()?, v["t"].as_f64()?)))
@@ -135,7 +142,7 @@ async fn sinks_down_at_2000_events_a_second_the_master_never_drops_the_reader() 
     let Some(salt) = start_master().await else {
         return;
     };
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.stop().await;
     let dir = tempfile::tempdir().unwrap();
     let config = routes(dir.path(), &salt, &receiver.url("/hook"));
@@ -144,7 +151,7 @@ async fn sinks_down_at_2000_events_a_second_the_master_never_drops_the_reader() 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let secs = soak().as_secs_f64();
     // One Python publisher tops out near 700 events/s here: three share the load.
-    let hoses: Vec<Child> = (0..3)
+    let hoses: Vec<ProcessGroup> = (0..3)
         .map(|k| firehose(&salt, dir.path(), 667, secs, k * 100_000_000))
         .collect();
     let sent: Vec<(u64, f64)> =
@@ -199,7 +206,7 @@ async fn a_master_restart_gives_a_gap_marker_and_the_stream_resumes() {
     let Some(mut salt) = start_master().await else {
         return;
     };
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = routes(dir.path(), &salt, &receiver.url("/hook"));
     let (state, log) = (dir.path().join("state"), dir.path().join("log"));

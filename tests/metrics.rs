@@ -4,29 +4,24 @@
 //! that /metrics counts what was sent and delivered, and that
 //! `saltbridge status` shows it (and says so when nothing listens).
 
-mod common;
 mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use saltbridge::metrics::scrape::Scrape;
-use support::http_receiver::{Answer, Receiver};
+use saltbridge::receiver::{Answer, Receiver};
+use support::daemon::{self, Daemon};
+use support::ports::free_addr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const SESSIONS: [&str; 3] = ["00_startup", "a_test_ping", "c2_cmd_exit3"];
 
 fn fixture(name: &str) -> PathBuf {
-    common::fixtures().join("3008.4").join(name)
-}
-
-/// A loopback port nothing listens on (yet).
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    support::fixtures::fixtures().join("3008.4").join(name)
 }
 
 fn routes(dir: &Path, receiver: &Receiver) -> PathBuf {
@@ -94,37 +89,21 @@ async fn status(args: &[&str]) -> Output {
     .unwrap()
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_readiness_and_status_of_a_running_daemon() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = routes(dir.path(), &receiver);
-    let bus = free_port();
-    let listen = free_port();
-    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-            .args(["run", "-c"])
-            .arg(&config)
-            .args(["--source", &format!("tcp:{bus}")])
-            .args(["--listen", &listen.to_string()])
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let bus = free_addr();
+    let listen = free_addr();
+    let mut run = daemon::command();
+    run.args(["run", "-c"])
+        .arg(&config)
+        .args(["--source", &format!("tcp:{bus}")])
+        .args(["--listen", &listen.to_string()])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"));
+    let daemon = Daemon::spawn(run, &dir.path().join("run.log"));
 
     // No bus yet: alive, but not ready, and saying why.
     let not_ready = wait_for(listen, "/readyz", |s, _| s == 503).await;
@@ -148,7 +127,7 @@ async fn metrics_readiness_and_status_of_a_running_daemon() {
     for name in SESSIONS {
         bytes.extend(std::fs::read(fixture(&format!("{name}.bin"))).unwrap());
         tags.extend(
-            common::expected(&fixture(&format!("{name}.jsonl")))
+            support::fixtures::expected(&fixture(&format!("{name}.jsonl")))
                 .into_iter()
                 .map(|(t, _)| t),
         );
@@ -255,13 +234,8 @@ async fn metrics_readiness_and_status_of_a_running_daemon() {
     );
 
     // Stopped: `status` says nothing listens, and fails.
-    Command::new("kill")
-        .args(["-TERM", &daemon.0.id().to_string()])
-        .status()
-        .unwrap();
-    let child = &mut daemon.0;
-    let exit = tokio::task::block_in_place(|| child.wait().unwrap());
-    assert!(exit.success());
+    let (exit, log) = tokio::task::block_in_place(|| daemon.stop(Duration::from_secs(60)));
+    assert!(exit.is_some_and(|s| s.success()), "{log}");
     let out = status(&["--listen", &listen_arg]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
@@ -273,7 +247,7 @@ async fn metrics_readiness_and_status_of_a_running_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_off_serves_nothing_and_a_busy_address_does_not_stop_delivery() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = routes(dir.path(), &receiver);
     let session = fixture("a_test_ping.bin");
@@ -298,7 +272,7 @@ async fn listen_off_serves_nothing_and_a_busy_address_does_not_stop_delivery() {
             assert!(err.contains("cannot listen for /metrics"), "{err}");
         }
     }
-    let returns = common::expected(&fixture("a_test_ping.jsonl"))
+    let returns = support::fixtures::expected(&fixture("a_test_ping.jsonl"))
         .into_iter()
         .filter(|(t, _)| t.starts_with("salt/job/") && t.contains("/ret/"))
         .count();

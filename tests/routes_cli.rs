@@ -1,5 +1,7 @@
 //! `validate`, `explain` and `test` as a user runs them, and hot reload.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -300,15 +302,17 @@ fn reload_on_change_and_sighup_keeps_old_routes_on_a_bad_file() {
     let config = dir.path().join("routes.yaml");
     routes_file(&config, "first");
     let listener = UnixListener::bind(&sock).unwrap();
-    let mut child = bin()
-        .args(["explain", "-f", "json", "-c"])
-        .arg(&config)
-        .arg("-s")
-        .arg(format!("ipc:{}", sock.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Its own process group, killed on drop (panics included).
+    let mut child = support::process::spawn(
+        bin()
+            .args(["explain", "-f", "json", "-c"])
+            .arg(&config)
+            .arg("-s")
+            .arg(format!("ipc:{}", sock.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let lines = Arc::new(Mutex::new(Vec::new()));
     let logs = Arc::new(Mutex::new(Vec::new()));

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use saltbridge::receiver::{Mode, Receiver};
 use serde_json::Value;
-use support::http_receiver::{Mode, Receiver};
+use support::daemon::{self, Daemon};
 use support::tansu::{consume, Tansu};
 
 fn fixtures() -> PathBuf {
@@ -76,7 +77,7 @@ async fn run(args: Vec<String>) -> Output {
 async fn captures_to_webhooks_and_kafka_once_each() {
     let Some(broker) = Tansu::start() else { return };
     broker.create_topic("salt.job.ret", 3).await;
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     // The chat endpoint fails twice before it accepts: retried, not lost.
     receiver.push_once(Mode::status(500));
     receiver.push_once(Mode::status(503));
@@ -114,7 +115,7 @@ async fn captures_to_webhooks_and_kafka_once_each() {
     let chat: Vec<_> = reqs
         .iter()
         .filter(|r| {
-            r.path == "/chat" && matches!(r.answer, support::http_receiver::Answer::Status(200))
+            r.path == "/chat" && matches!(r.answer, saltbridge::receiver::Answer::Status(200))
         })
         .collect();
     assert_eq!(chat.len(), 2, "{reqs:#?}");
@@ -130,8 +131,8 @@ async fn captures_to_webhooks_and_kafka_once_each() {
         .collect();
     assert_eq!(keys.len(), 2);
     // CMDB: the one minion start, the legacy minion_start twin dropped.
-    let ok = |r: &&support::http_receiver::Recorded| {
-        matches!(r.answer, support::http_receiver::Answer::Status(200))
+    let ok = |r: &&saltbridge::receiver::Recorded| {
+        matches!(r.answer, saltbridge::receiver::Answer::Status(200))
     };
     let failed = reqs.iter().filter(|r| !ok(r)).count();
     assert_eq!(failed, 2, "the two 5xx answers were retried");
@@ -174,7 +175,7 @@ async fn captures_to_webhooks_and_kafka_once_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_is_parked_and_what_sigterm_interrupts_is_sent_after_the_restart() {
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.set_path_mode("/chat", Mode::status(400));
     let dir = tempfile::tempdir().unwrap();
     let session = capture(dir.path(), &["c2_cmd_exit3"]);
@@ -215,18 +216,16 @@ async fn a_400_is_parked_and_what_sigterm_interrupts_is_sent_after_the_restart()
     receiver.set_path_mode("/chat", Mode::slow(Duration::from_secs(30)));
     let sock = dir.path().join("pub.ipc");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
+    let mut run_cmd = daemon::command();
+    run_cmd
         .args(["run", "-c"])
         .arg(&config)
         .arg("-s")
         .arg(format!("ipc:{}", sock.display()))
         .arg("--state-dir")
         .arg(&state)
-        .args(["--shutdown-timeout", "1s"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--shutdown-timeout", "1s"]);
+    let daemon = Daemon::spawn(run_cmd, &dir.path().join("sigterm.log"));
     let (mut conn, _) = listener.accept().unwrap();
     std::io::Write::write_all(
         &mut conn,
@@ -234,15 +233,10 @@ async fn a_400_is_parked_and_what_sigterm_interrupts_is_sent_after_the_restart()
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    let (status, err) = tokio::task::spawn_blocking(move || daemon.stop(Duration::from_secs(60)))
         .await
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    assert!(status.is_some_and(|s| s.success()), "{err}");
     assert!(err.contains("left in the spool"), "{err}");
     assert!(err.contains("sent at the next start"), "{err}");
     let dead_after = std::fs::read_to_string(state.join("dead-letters.jsonl")).unwrap();

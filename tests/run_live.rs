@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use saltbridge::receiver::{Answer, Receiver};
 use serde_json::Value;
-use support::http_receiver::{Answer, Receiver};
+use support::daemon::{self, Daemon};
 use support::salt_sandbox::{SaltSandbox, SandboxOptions};
 use support::tansu::{consume, consume_up_to, Tansu};
 
@@ -24,7 +23,7 @@ async fn salt_jobs_reach_chat_and_kafka_once_each() {
     };
     let Some(broker) = Tansu::start() else { return };
     broker.create_topic("salt.job.ret", 3).await;
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let salt = tokio::task::spawn_blocking(move || {
         SaltSandbox::start(&venv, SandboxOptions::with_minions(&["alpha"]))
     })
@@ -60,33 +59,18 @@ routes:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-        .args(["run", "-c"])
+    let mut run = daemon::command();
+    run.args(["run", "-c"])
         .arg(&routes)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let l = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+        .arg(dir.path().join("state"));
+    let daemon = Daemon::spawn(run, &dir.path().join("run.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !log
-        .lock()
-        .unwrap()
-        .contains("connected to the master's event bus")
-    {
+    while !daemon.log().contains("connected to the master's event bus") {
         assert!(
             Instant::now() < deadline,
             "run never connected: {}",
-            log.lock().unwrap()
+            daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -151,12 +135,8 @@ routes:
     let more = consume_up_to(&broker.brokers(), "salt.job.ret", 4, Duration::from_secs(3)).await;
     assert_eq!(more.len(), 3, "no duplicate records");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let (status, log) = tokio::task::spawn_blocking(move || daemon.stop(Duration::from_secs(60)))
         .await
         .unwrap();
-    assert!(status.success(), "{}", log.lock().unwrap());
+    assert!(status.is_some_and(|s| s.success()), "{log}");
 }

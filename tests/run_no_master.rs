@@ -5,13 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::http_receiver::Receiver;
+use saltbridge::receiver::Receiver;
+use support::daemon::{self, Daemon};
 use tokio::io::AsyncWriteExt;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -40,26 +38,13 @@ routes:
     p
 }
 
-/// Collects the child's stderr as it comes.
-fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
-    let log = Arc::new(Mutex::new(String::new()));
-    let l = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    log
-}
-
-async fn wait_for_log(log: &Mutex<String>, what: &str) {
+async fn wait_for_log(daemon: &Daemon, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !log.lock().unwrap().contains(what) {
+    while !daemon.log().contains(what) {
         assert!(
             Instant::now() < deadline,
             "stderr never said {what:?}:\n{}",
-            log.lock().unwrap()
+            daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -68,32 +53,26 @@ async fn wait_for_log(log: &Mutex<String>, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn says_which_socket_it_tried_keeps_retrying_then_connects() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let config = routes(dir.path(), &receiver);
     let socket = dir.path().join("master_event_pub.ipc");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-        .arg("run")
+    let mut run = daemon::command();
+    run.arg("run")
         .arg("-c")
         .arg(&config)
         .arg("--source")
         .arg(format!("ipc:{}", socket.display()))
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = collect_stderr(&mut child);
+        .arg(dir.path().join("state"));
+    let mut daemon = Daemon::spawn(run, &dir.path().join("run.log"));
 
     // The path it tried, why it failed, and what to check.
     let tried = format!(
         "cannot connect to the Salt master's event bus at {}: ",
         socket.display()
     );
-    wait_for_log(&log, &tried).await;
-    let said = log.lock().unwrap().clone();
+    wait_for_log(&daemon, &tried).await;
+    let said = daemon.log();
     assert!(said.contains("No such file or directory"), "{said}");
     assert!(said.contains("is salt-master running?"), "{said}");
     assert!(said.contains("README Troubleshooting"), "{said}");
@@ -101,11 +80,11 @@ async fn says_which_socket_it_tried_keeps_retrying_then_connects() {
     // Still running, still retrying, and not repeating the warning.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        child.try_wait().unwrap().is_none(),
+        daemon.exit_status().is_none(),
         "run exited without a master:\n{}",
-        log.lock().unwrap()
+        daemon.log()
     );
-    let said = log.lock().unwrap().clone();
+    let said = daemon.log();
     assert_eq!(said.matches("cannot connect").count(), 1, "{said}");
     // Not started from a terminal: no hint to try the demo.
     assert!(!said.contains("saltbridge demo"), "{said}");
@@ -118,7 +97,7 @@ async fn says_which_socket_it_tried_keeps_retrying_then_connects() {
         .unwrap();
     conn.write_all(&fixture("00_startup.bin")).await.unwrap();
     wait_for_log(
-        &log,
+        &daemon,
         &format!(
             "connected to the master's event bus at {} (after ",
             socket.display()
@@ -132,11 +111,7 @@ async fn says_which_socket_it_tried_keeps_retrying_then_connects() {
         Some("salt/minion/lab-minion/start")
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status}:\n{}", log.lock().unwrap());
+    let (status, log) = daemon.stop(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{log}");
     drop(conn);
 }

@@ -2,7 +2,7 @@
 //! master that is not up, reconnecting after EOF with a gap marker, and
 //! draining the socket while the next stage is stuck.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ fn opts(capacity: usize) -> ReaderOptions {
 }
 
 fn capture(name: &str) -> Vec<u8> {
-    std::fs::read(common::fixtures().join(name)).unwrap()
+    std::fs::read(support::fixtures::fixtures().join(name)).unwrap()
 }
 
 async fn next(rx: &mut Receiver<Event>) -> Event {
@@ -42,7 +42,7 @@ async fn tags(rx: &mut Receiver<Event>, n: usize) -> Vec<String> {
 }
 
 fn tags_of(jsonl: &str) -> Vec<String> {
-    common::expected(&common::fixtures().join(jsonl))
+    support::fixtures::expected(&support::fixtures::fixtures().join(jsonl))
         .into_iter()
         .map(|(t, _)| t)
         .collect()

@@ -1,6 +1,6 @@
 //! `saltbridge tail` as a user runs it: the binary, its output and exit code.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -37,7 +37,7 @@ fn lines(out: &[u8]) -> Vec<(String, Value)> {
 
 #[test]
 fn tail_json_prints_every_capture_as_salt_does() {
-    for (bin, jsonl) in common::captures() {
+    for (bin, jsonl) in support::fixtures::captures() {
         let spec = format!("capture:{}", bin.display());
         let out = saltbridge(&["tail", "--source", &spec, "--format", "json"], None);
         assert!(
@@ -45,13 +45,17 @@ fn tail_json_prints_every_capture_as_salt_does() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        common::assert_events_eq(&lines(&out.stdout), &common::expected(&jsonl), &spec);
+        support::fixtures::assert_events_eq(
+            &lines(&out.stdout),
+            &support::fixtures::expected(&jsonl),
+            &spec,
+        );
     }
 }
 
 #[test]
 fn tag_filter_and_jsonl_round_trip() {
-    let bin = common::fixtures().join("3008.4/b_timeout_find_job.bin");
+    let bin = support::fixtures::fixtures().join("3008.4/b_timeout_find_job.bin");
     let spec = format!("capture:{}", bin.display());
     let out = saltbridge(
         &[
@@ -66,12 +70,12 @@ fn tag_filter_and_jsonl_round_trip() {
         None,
     );
     let got = lines(&out.stdout);
-    let want: Vec<_> = common::expected(&bin.with_extension("jsonl"))
+    let want: Vec<_> = support::fixtures::expected(&bin.with_extension("jsonl"))
         .into_iter()
         .filter(|(t, _)| t.starts_with("salt/job/") && t.contains("/ret/"))
         .collect();
     assert!(want.len() >= 2);
-    common::assert_events_eq(&got, &want, "filtered");
+    support::fixtures::assert_events_eq(&got, &want, "filtered");
 
     // What tail prints, tail reads back from stdin unchanged.
     let all = saltbridge(&["tail", "-s", &spec, "-f", "json"], None).stdout;
@@ -82,8 +86,8 @@ fn tag_filter_and_jsonl_round_trip() {
 #[test]
 fn state_event_lines_are_read_too() {
     // `salt-run state.event pretty=False` prints TAG<TAB>JSON.
-    let jsonl = common::fixtures().join("3008.4/c3_state_sls_failing.jsonl");
-    let want = common::expected(&jsonl);
+    let jsonl = support::fixtures::fixtures().join("3008.4/c3_state_sls_failing.jsonl");
+    let want = support::fixtures::expected(&jsonl);
     let text: String = want.iter().map(|(t, d)| format!("{t}\t{d}\n")).collect();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.txt");
@@ -98,12 +102,12 @@ fn state_event_lines_are_read_too() {
         ],
         None,
     );
-    common::assert_events_eq(&lines(&out.stdout), &want, "state.event lines");
+    support::fixtures::assert_events_eq(&lines(&out.stdout), &want, "state.event lines");
 }
 
 #[test]
 fn pretty_output_is_tag_tab_indented_json() {
-    let bin = common::fixtures().join("3008.4/a_test_ping.bin");
+    let bin = support::fixtures::fixtures().join("3008.4/a_test_ping.bin");
     let out = saltbridge(
         &[
             "tail",
@@ -129,7 +133,7 @@ fn pretty_output_is_tag_tab_indented_json() {
 fn garbage_in_a_capture_is_counted_and_the_rest_printed() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.bin");
-    let good = std::fs::read(common::fixtures().join("3008.4/a_test_ping.bin")).unwrap();
+    let good = std::fs::read(support::fixtures::fixtures().join("3008.4/a_test_ping.bin")).unwrap();
     let mut bytes = good.clone();
     let garbage = b"\x01\x02 not salt \xff";
     bytes.extend_from_slice(garbage);

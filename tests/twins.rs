@@ -6,7 +6,7 @@
 //! Events are pushed at the time of their `_stamp` (when Salt fired them), so
 //! the window sees the real gaps between events.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -293,14 +293,14 @@ fn expectations() -> Vec<Expected> {
 
 /// Every capture file: the `.bin`s the other tests use and the legacy messages.
 fn all_captures() -> Vec<String> {
-    let mut names: Vec<String> = common::captures()
+    let mut names: Vec<String> = support::fixtures::captures()
         .into_iter()
         .map(|(bin, _)| {
             let dir = bin.parent().unwrap().file_name().unwrap().to_str().unwrap();
             format!("{dir}/{}", bin.file_name().unwrap().to_str().unwrap())
         })
         .collect();
-    for e in std::fs::read_dir(common::fixtures().join("legacy")).unwrap() {
+    for e in std::fs::read_dir(support::fixtures::fixtures().join("legacy")).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".jsonl") {
             names.push(format!("legacy/{name}"));
@@ -311,7 +311,7 @@ fn all_captures() -> Vec<String> {
 }
 
 fn load(name: &str) -> Vec<Event> {
-    events(&common::fixtures().join(name))
+    events(&support::fixtures::fixtures().join(name))
 }
 
 #[test]

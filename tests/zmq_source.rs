@@ -1,7 +1,7 @@
 //! The `zmq:` source against a real ZeroMQ PUB socket publishing the
 //! ZeroMQ-era messages of a 2014-2015 master.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,8 @@ const PROBE: &[u8] = b"saltbridge-test/probe\n\n\x80";
 fn legacy_messages() -> Vec<(Vec<u8>, String, Value)> {
     let mut out = Vec::new();
     for name in ["test_ping.padded.jsonl", "test_ping.tagend.jsonl"] {
-        let text = std::fs::read_to_string(common::fixtures().join("legacy").join(name)).unwrap();
+        let text = std::fs::read_to_string(support::fixtures::fixtures().join("legacy").join(name))
+            .unwrap();
         for line in text.lines().filter(|l| !l.is_empty()) {
             let v: Value = serde_json::from_str(line).unwrap();
             let b = base64::engine::general_purpose::STANDARD
@@ -84,7 +85,7 @@ async fn legacy_messages_over_a_real_pub_socket_and_reconnect() {
             .unwrap()
             .unwrap();
         assert_eq!(ev.tag(), tag);
-        assert!(common::same_in_order(ev.data(), data), "{tag}");
+        assert!(support::fixtures::same_in_order(ev.data(), data), "{tag}");
         assert!(ev.raw().is_some());
     }
 

@@ -2,19 +2,26 @@
 //! file and the load generator's socket, watched through /proc for its
 //! memory, stopped with SIGTERM, and its final report read back.
 //!
-//! Only `-c`, `--source` and `--state-dir` are passed, so the bench keeps
-//! working as `run` gains flags. What was delivered is read from the final
-//! report (`sink NAME: N accepted, N delivered ...`); [`Daemon::delivered`]
-//! is the one place to switch to the `/metrics` endpoint later.
+//! It is started and stopped by the tests' own helper
+//! (`tests/support/daemon.rs`, included as `crate::run_daemon`), so the
+//! bench and the tests run the daemon the same way: in its own process
+//! group, killed whole when dropped, a panic included.
+//!
+//! Only `-c`, `--source`, `--state-dir` and `--listen` are passed, so the
+//! bench keeps working as `run` gains flags. What was delivered is read from
+//! the final report (`sink NAME: N accepted, N delivered ...`) or, live, from
+//! `/metrics` ([`Daemon::delivered_now`]).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::ports::free_addr;
+use crate::run_daemon;
 
 /// A running `saltbridge run`, killed on drop.
 pub struct Daemon {
-    child: Child,
-    stderr: PathBuf,
+    inner: run_daemon::Daemon,
     /// Where its `/metrics` listens.
     listen: std::net::SocketAddr,
 }
@@ -45,12 +52,11 @@ pub struct Memory {
 impl Daemon {
     pub fn start(bin: &Path, routes: &Path, sock: &Path, state_dir: &Path) -> Daemon {
         let stderr = state_dir.join("run.stderr");
-        let log = std::fs::File::create(&stderr).expect("stderr file");
-        let listen = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let child = Command::new(bin)
-            .arg("run")
+        // A fresh log a run: the report is parsed from it.
+        std::fs::File::create(&stderr).expect("stderr file");
+        let listen = free_addr();
+        let mut cmd = Command::new(bin);
+        cmd.arg("run")
             .arg("-c")
             .arg(routes)
             .arg("--source")
@@ -59,15 +65,9 @@ impl Daemon {
             .arg(state_dir)
             .arg("--listen")
             .arg(listen.to_string())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+            .env("RUST_LOG", "warn");
         Daemon {
-            child,
-            stderr,
+            inner: run_daemon::Daemon::spawn(cmd, &stderr),
             listen,
         }
     }
@@ -90,14 +90,14 @@ impl Daemon {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.inner.pid()
     }
 
     /// Whether it is still running; if not, what it printed.
     pub fn check_alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            _ => Err(std::fs::read_to_string(&self.stderr).unwrap_or_default()),
+        match self.inner.exit_status() {
+            None => Ok(()),
+            Some(_) => Err(self.inner.log()),
         }
     }
 
@@ -119,50 +119,18 @@ impl Daemon {
 
     /// CPU seconds (user + system) the process has used so far.
     pub fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of stat, 12 and 13 here; 100 ticks/s on Linux.
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_secs(self.pid())
     }
 
     /// SIGTERM, wait (at most `patience`, then SIGKILL), read the report.
-    pub fn stop(mut self, patience: Duration) -> Report {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + patience;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        parse_report(&std::fs::read_to_string(&self.stderr).unwrap_or_default())
+    pub fn stop(self, patience: Duration) -> Report {
+        parse_report(&self.inner.stop(patience).1)
     }
 
     /// Events `sink` delivered, from the final report. (When `run` serves
     /// `/metrics`, this can read `saltbridge_sink_delivered_total` live.)
     pub fn delivered(report: &Report, sink: &str) -> u64 {
         report.delivered(sink)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,7 +4,7 @@
 //! The real `saltbridge run` binary reads a load generator that speaks Salt
 //! 3008's bus framing on a unix socket (`pipeline/loadgen.rs`), with N
 //! routes, into a blackhole, a loopback webhook receiver
-//! (`pipeline/receiver.rs`) or a tansu Kafka broker. Salt's own Python
+//! (`saltbridge::receiver`, wrapped in `pipeline/receiver.rs`) or a tansu Kafka broker. Salt's own Python
 //! reader and a Python engine-style forwarder (`benches/python/`) read the
 //! same stream in the same run, as baselines. Each throughput point runs a
 //! few times and the median is reported: the machine is shared and noisy.
@@ -20,6 +20,15 @@ mod receiver;
 #[path = "../support/mod.rs"]
 mod support;
 mod table;
+
+// Shared with the tests (one copy, in tests/support): the bench runs the
+// daemon and tansu exactly as the tests do, and they are tested there.
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+#[path = "../../tests/support/process.rs"]
+mod process;
+#[path = "../../tests/support/daemon.rs"]
+mod run_daemon;
 #[path = "../../tests/support/tansu.rs"]
 mod tansu;
 

@@ -1,20 +1,19 @@
-//! A loopback HTTP receiver for the webhook rows: counts the events it is
-//! sent (a batch by its `X-Saltbridge-Batch-Size`), notes when the sentinel
-//! arrives, records bus-to-receiver latency from `bench_sent_us`, and can
-//! play a dead sink (503) for the outage measurement.
+//! The webhook rows' receiver: the library's (`saltbridge::receiver`, the
+//! one the tests and the demo use), told to count rather than record, with
+//! an observer that counts the events it is sent (a batch by its
+//! `X-Saltbridge-Batch-Size`), notes when the sentinel arrives, records
+//! bus-to-receiver latency from `bench_sent_us`, and can play a dead sink
+//! (503) for the outage measurement.
 //!
 //! It runs on its own single-threaded tokio runtime so that it costs one
 //! core at most, as a real receiver elsewhere would cost nothing here.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::Router;
+use axum::http::HeaderMap;
+use saltbridge::receiver::{self, Mode};
 
 use super::loadgen::{now_us, SENTINEL_TAG};
 
@@ -52,7 +51,7 @@ impl Seen {
 
 /// A running receiver; it lives as long as the bench.
 pub struct Receiver {
-    pub addr: SocketAddr,
+    inner: receiver::Receiver,
     pub seen: Arc<Seen>,
     _runtime: std::thread::JoinHandle<()>,
 }
@@ -60,48 +59,54 @@ pub struct Receiver {
 impl Receiver {
     pub fn start() -> Receiver {
         let seen = Arc::new(Seen::default());
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("local addr");
-        let state = seen.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         let runtime = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("receiver runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                let app = Router::new().fallback(receive).with_state(state);
-                let _ = axum::serve(listener, app).await;
+                let started = receiver::Receiver::start().await;
+                let _ = tx.send(started);
+                // Serve for as long as the bench runs.
+                std::future::pending::<()>().await;
             });
         });
+        let inner = rx
+            .recv()
+            .expect("receiver thread")
+            .expect("bind 127.0.0.1:0");
+        inner.set_keep_requests(false);
+        let state = seen.clone();
+        inner.on_request(move |headers, body| observe(&state, headers, body));
         Receiver {
-            addr,
+            inner,
             seen,
             _runtime: runtime,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{path}", self.addr)
+        self.inner.url(&format!("/{path}"))
     }
 }
 
-async fn receive(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+/// Counts what arrived; answers 503 while `down`.
+fn observe(seen: &Seen, headers: &HeaderMap, body: &[u8]) -> Option<Mode> {
     if seen.down.load(Ordering::Relaxed) {
-        return StatusCode::SERVICE_UNAVAILABLE;
+        return Some(Mode::status(503));
     }
     let sentinel = headers
         .get("x-saltbridge-tag")
         .is_some_and(|t| t.as_bytes() == SENTINEL_TAG.as_bytes())
         || (headers.get("x-saltbridge-tag").is_none()
-            && memchr::memmem::find(&body, SENTINEL_TAG.as_bytes()).is_some());
+            && memchr::memmem::find(body, SENTINEL_TAG.as_bytes()).is_some());
     if sentinel {
         seen.sentinel_at
             .lock()
             .expect("lock")
             .get_or_insert_with(Instant::now);
-        return StatusCode::OK;
+        return None;
     }
     let n = headers
         .get("x-saltbridge-batch-size")
@@ -110,7 +115,7 @@ async fn receive(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes)
     if seen.timing.load(Ordering::Relaxed) {
         let now = now_us();
         let mut lat = seen.latencies_us.lock().expect("lock");
-        for at in memchr::memmem::find_iter(&body, b"\"bench_sent_us\":") {
+        for at in memchr::memmem::find_iter(body, b"\"bench_sent_us\":") {
             let digits = body[at + 16..]
                 .iter()
                 .skip_while(|b| **b == b' ')
@@ -121,5 +126,5 @@ async fn receive(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes)
     }
     seen.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
     seen.events.fetch_add(n, Ordering::Relaxed);
-    StatusCode::OK
+    None
 }

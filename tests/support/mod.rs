@@ -1,12 +1,19 @@
 //! Shared helpers for the integration tests (`mod support;` in a test file).
+//!
+//! - `process`: every child process in its own process group, killed whole
+//!   on drop (panics included); `ports`: free loopback ports.
+//! - `daemon`: `saltbridge run` as a child process (also used by the
+//!   pipeline bench). The webhook receiver is the library's
+//!   (`saltbridge::receiver`), shared with the demo and the bench.
+//! - `salt_sandbox`: real Salt masters and minions; `tansu`: a real Kafka
+//!   broker; `bus_feed`: a fake master event bus.
+//! - `fixtures`: the captured Salt streams and their expected events.
 #![allow(dead_code)]
 
-pub mod http_receiver;
-
-pub mod salt_sandbox;
-
-pub mod tansu;
-
 pub mod bus_feed;
-
 pub mod daemon;
+pub mod fixtures;
+pub mod ports;
+pub mod process;
+pub mod salt_sandbox;
+pub mod tansu;

@@ -5,8 +5,9 @@
 //! installs into `.cache/kafka`. Each [`Tansu`] runs its own broker on a free
 //! port of 127.0.0.1 with `memory://` storage, so tests can run in parallel and
 //! leave nothing behind. `stop()` and `restart()` (same port, and an empty
-//! broker again, since storage is memory) are there for fault tests. A small
-//! `sh` watchdog kills the broker if the test process dies without `Drop`.
+//! broker again, since storage is memory) are there for fault tests. The
+//! broker runs in its own process group (`support::process`): dropped, or
+//! the test process gone without `Drop`, it is killed.
 //!
 //! ```ignore
 //! let Some(broker) = Tansu::start() else { return };   // skips when tansu is missing
@@ -34,9 +35,9 @@
 #![allow(dead_code)]
 
 use std::env;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -46,6 +47,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::ports::free_port;
+use super::process::{self, ProcessGroup};
+
 /// How long a broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -53,8 +57,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Tansu {
     bin: PathBuf,
     port: u16,
-    child: Option<Child>,
-    watchdog: Option<Child>,
+    child: Option<ProcessGroup>,
     log: tempfile::NamedTempFile,
     started_in: Duration,
 }
@@ -130,7 +133,6 @@ impl Tansu {
                 bin: bin.clone(),
                 port,
                 child: None,
-                watchdog: None,
                 log: tempfile::NamedTempFile::new().expect("temp file for the tansu log"),
                 started_in: Duration::ZERO,
             };
@@ -153,7 +155,7 @@ impl Tansu {
 
     /// The broker's process id, while it runs (the benchmark reads its CPU time).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// From spawning the process to the port accepting connections.
@@ -169,12 +171,7 @@ impl Tansu {
     /// Kills the broker; its port refuses connections until `restart`.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Some(mut w) = self.watchdog.take() {
-            let _ = w.kill();
-            let _ = w.wait();
+            c.kill_group();
         }
     }
 
@@ -200,25 +197,25 @@ impl Tansu {
         let out = self.log.reopen().map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let t0 = Instant::now();
-        let mut child = Command::new(&self.bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            // tansu logs through RUST_LOG too, at great length.
-            .env(
-                "RUST_LOG",
-                env::var("SALTBRIDGE_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        // tansu logs through RUST_LOG too, at great length.
+        .env(
+            "RUST_LOG",
+            env::var("SALTBRIDGE_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+        let mut child =
+            process::spawn(&mut cmd).map_err(|e| format!("{}: {e}", self.bin.display()))?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
@@ -228,8 +225,7 @@ impl Tansu {
                 return Err(format!("tansu exited with {status}: {}", self.log()));
             }
             if t0.elapsed() > START_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill_group();
                 return Err(format!(
                     "port {} not accepting after {START_TIMEOUT:?}: {}",
                     self.port,
@@ -239,7 +235,6 @@ impl Tansu {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.started_in = t0.elapsed();
-        self.watchdog = watchdog(child.id());
         self.child = Some(child);
         Ok(())
     }
@@ -289,26 +284,6 @@ impl Drop for Tansu {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Kills `pid` once this test process is gone, in case `Drop` never runs.
-fn watchdog(pid: u32) -> Option<Child> {
-    let me = std::process::id();
-    let script = format!(
-        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null"
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
 }
 
 /// Reads `n` records from every partition of `topic`, from the beginning,

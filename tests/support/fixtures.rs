@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: the fixture captures and an
+//! The fixture captures and an
 //! order-sensitive comparison of decoded events against Salt's own output.
 #![allow(dead_code)]
 
