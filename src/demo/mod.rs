@@ -5,10 +5,11 @@
 //! each would produce is built. What happened comes back as [`Step`]s,
 //! which the CLI prints.
 //!
-//! Files: `sessions` (the captures and the built-in routes), `receiver`
-//! (the HTTP receiver), `sinks` (the routes file's sinks, aimed at it).
+//! Files: `sessions` (the captures and the built-in routes), `sinks` (the
+//! routes file's sinks, aimed at the receiver). The HTTP receiver is the
+//! library's one receiver ([`crate::receiver`]), shared with the tests and
+//! the bench, answering as [`start_receiver`] scripts it.
 
-pub mod receiver;
 pub mod sessions;
 pub mod sinks;
 
@@ -22,10 +23,26 @@ use crate::decode::{decode_all, Decoded};
 use crate::event::Event;
 use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
+use crate::receiver::{Mode, Receiver};
 use crate::route::Routing;
-use receiver::Receiver;
 use sessions::{Session, BUILT_IN_ROUTES};
 use sinks::{Delivered, DemoSink};
+
+/// Accepted by Slack-style presets (any 2xx), DingTalk (`errcode` 0) and
+/// Feishu (`code` 0) alike.
+const ACCEPTED: &str = r#"{"ok":true,"errcode":0,"errmsg":"ok","code":0,"msg":"success"}"#;
+
+/// The demo's webhook receiver on 127.0.0.1: records every request and
+/// answers 200 with a body every chat preset counts as accepted.
+pub async fn start_receiver() -> std::io::Result<Receiver> {
+    let receiver = Receiver::start().await?;
+    receiver.set_mode(
+        Mode::status(200)
+            .with_body(ACCEPTED)
+            .with_header("content-type", "application/json"),
+    );
+    Ok(receiver)
+}
 
 /// How an event reached the printer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

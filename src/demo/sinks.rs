@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use super::receiver::{ReceivedRequest, Receiver};
 use crate::config;
 use crate::config::{Config, ConfigErrors};
 use crate::outgoing::Outgoing;
+use crate::receiver::{Receiver, Recorded};
 use crate::sink::kafka::{KafkaConfig, RecordBuilder};
 use crate::sink::webhook::WebhookSink;
 use crate::sink::SinkConfigError;
@@ -27,7 +27,7 @@ pub enum Delivered {
     /// The receiver's view of the webhook request(s).
     Webhook {
         status: u16,
-        requests: Vec<ReceivedRequest>,
+        requests: Vec<Recorded>,
     },
     /// The record the Kafka sink would produce; not sent.
     Kafka {

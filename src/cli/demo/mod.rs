@@ -20,7 +20,6 @@ use clap::{Args, ValueEnum};
 
 use super::{Color, EX_CONFIG};
 use print::Printer;
-use saltbridge::demo::receiver::Receiver;
 use saltbridge::demo::sessions::SESSIONS;
 use saltbridge::demo::{self, sinks, Shown};
 use saltbridge::pipeline::Pipeline;
@@ -52,10 +51,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
-    let mut receiver = Receiver::start()
+    let mut receiver = saltbridge::demo::start_receiver()
         .await
         .context("cannot start the demo's webhook receiver on 127.0.0.1")?;
-    let sinks = match sinks::build(&routes_path, &config, receiver.base_url()) {
+    let sinks = match sinks::build(&routes_path, &config, &receiver.base_url()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -68,7 +67,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         built_in,
         &config.routes,
         &sinks,
-        receiver.base_url(),
+        &receiver.base_url(),
     )?;
 
     let window = config.twins.window;

@@ -241,7 +241,7 @@ impl Printer {
                         self.out,
                         "  {g}->{r} {b}{sink}{r} ({kind}) received {} {}: {d}{}{r}",
                         q.method,
-                        q.path,
+                        q.path_and_query(),
                         shorten(&String::from_utf8_lossy(&q.body), SHOWN_CHARS)
                     )?;
                 }
@@ -357,7 +357,7 @@ fn delivery_json(sink: &str, kind: &str, got: &Delivered) -> Value {
                 .map(|q| {
                     json!({
                         "method": q.method,
-                        "path": q.path,
+                        "path": q.path_and_query(),
                         "headers": q.headers.iter()
                             .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
                             .collect::<serde_json::Map<String, Value>>(),
