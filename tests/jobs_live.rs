@@ -155,7 +155,16 @@ routes:
     assert_eq!(slow["closed"], "returned", "{slow:#}");
     assert_eq!(slow["success"], true);
     assert!(slow["find_job_polls"].as_u64().unwrap() >= 1, "{slow:#}");
-    assert_eq!(slow["minions"]["alpha"]["find_job"], "running");
+    // `find_job` is the LAST poll's answer (docs/jobs.md). The master polls
+    // about every gather_job_timeout, so on a loaded machine its last poll
+    // can race alpha's end and hear "not_running". That the summary waited
+    // for alpha (closed "returned" after more than timeout +
+    // gather_job_timeout, below) is what proves a poll heard "running".
+    let answer = &slow["minions"]["alpha"]["find_job"];
+    assert!(
+        answer == "running" || answer == "not_running",
+        "alpha was polled and answered: {slow:#}"
+    );
     let took = slow["minions"]["alpha"]["duration"].as_f64().unwrap();
     assert!(took > 6.0, "alpha returned after the default wait: {took}");
     assert_eq!(slow["counts"]["did_not_return"], 0);
