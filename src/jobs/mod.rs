@@ -31,6 +31,7 @@
 //! The summary data is documented in `docs/jobs.md`.
 
 mod classify;
+pub mod limits;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 use crate::route::Fnmatch;
 
+pub use limits::JobLimits;
 pub use tracker::JobTracker;
 
 /// Tag prefix of the summaries; the full tag is `saltbridge/job/<jid>/summary`.
