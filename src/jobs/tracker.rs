@@ -429,14 +429,9 @@ impl JobTracker {
             job.expect(id);
         }
         for id in strings(data.get("missing")) {
-            if job.minions.contains_key(id) || opened {
-                job.set_missing(id);
-            } else if admit(
-                &self.limits,
-                &mut self.tracked_bytes,
-                job,
-                limits::minion_bytes(id, None),
-            ) {
+            let paid = opened || job.minions.contains_key(id);
+            let cost = limits::minion_bytes(id, None);
+            if paid || admit(&self.limits, &mut self.tracked_bytes, job, cost) {
                 job.set_missing(id);
             } else {
                 refused += 1;
