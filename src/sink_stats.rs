@@ -24,6 +24,8 @@ pub struct SinkStats {
     pub overflowed: AtomicU64,
     /// Dead-lettered because saltbridge stopped before delivering them.
     pub not_delivered: AtomicU64,
+    /// Spool records found corrupt and skipped (each is a lost event).
+    pub corrupt_records: AtomicU64,
     /// Seconds from reading an event off the bus to the sink's acknowledgement.
     pub latency: Histogram,
 }
@@ -45,6 +47,7 @@ impl Default for SinkStats {
             dead_lettered: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
             not_delivered: AtomicU64::new(0),
+            corrupt_records: AtomicU64::new(0),
             latency: latency_histogram(),
         }
     }

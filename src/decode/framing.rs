@@ -7,15 +7,23 @@
 //! boundary, so the first byte tells which: `0x00` is a length prefix, a map
 //! marker (`0x80..=0x8f`, `0xde`, `0xdf`) a bare map.
 //!
-//! **Malformed input.** A frame whose length is known (a length prefix, or a
-//! bare map whose body parsed) but whose content is bad is skipped whole. When
-//! the structure itself is broken the decoder *resynchronises*: it drops bytes
+//! **Malformed input.** The body of a frame (`tag\n\n<msgpack data>`) is
+//! written by whoever fired the event, and any minion can fire one, with bin
+//! values that hold complete fake frames. So a frame whose extent is known is
+//! skipped *whole* when it is refused, for whatever reason (its data nests too
+//! deep, it is larger than `max_frame`, its body does not decode, the byte
+//! after it starts no frame): its extent is the end of its envelope, or at
+//! least the end of its body as the envelope's bin header gives it, and the
+//! bytes of a refused frame larger than the buffer are dropped as they arrive
+//! rather than buffered. Only bytes that do not parse as an envelope at all
+//! (up to its body's bin header) are *resynchronised*: the decoder drops bytes
 //! until the next place that looks like a frame start, `0x82 0xa4 "head"` or
 //! `0x82 0xa4 "body"` (the two-key map Salt always packs; Python 2 dicts may put
 //! `body` first), preceded by a plausible length on a length-prefixed stream.
-//! A frame is taken only when its body decodes and the byte after it (when
-//! already read) can start a frame; otherwise the decoder resynchronises from
-//! the frame's second byte, so a corrupt length costs one frame, not two.
+//! So scanning never starts inside a body the decoder has parsed, and a fake
+//! frame inside an event's data is never emitted (issue 12, finding 1). The
+//! price: a corrupt length (a flipped bit, which the unix socket never makes)
+//! costs the frames it covers, not just its own.
 //! Each skipped run is reported once, as one [`Frame::Malformed`] with its
 //! stream offset and length. A length that claims more than `max_frame` bytes
 //! is malformed; a smaller corrupt length makes the decoder wait for that many
@@ -81,6 +89,19 @@ struct Skip {
     offset: u64,
     len: usize,
     reason: FrameError,
+    /// Bytes of a refused frame still to drop before scanning resumes.
+    discard: u64,
+}
+
+/// How far the envelope at the front of a buffer parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Through its body's bin header: the frame covers this many bytes.
+    Frame(usize),
+    /// The bytes end before the body's bin header.
+    NeedMore,
+    /// Not an envelope: scanning may resume at the next byte.
+    NotAFrame,
 }
 
 /// Stateful frame cutter for one connection.
@@ -121,9 +142,8 @@ impl FrameDecoder {
     }
 
     /// Like [`decode`](Self::decode), but a frame is taken only if `check`
-    /// accepts its body. A rejected frame is not trusted to have the right
-    /// length (a corrupt length can swallow the next frame), so the decoder
-    /// resynchronises from its second byte.
+    /// accepts its body. A rejected frame is skipped whole (see the module
+    /// documentation): its body is the sender's, and may hold fake frames.
     pub fn decode_with<T>(
         &mut self,
         buf: &mut BytesMut,
@@ -163,8 +183,36 @@ impl FrameDecoder {
             });
             match checked {
                 Ok((body, used, value)) => return Some(self.take_body(buf, used, body, value)),
-                Err(reason) => self.start_skip(buf, 1, reason),
+                // A frame refused for its size may not have shown enough
+                // of its envelope yet to tell its extent (a few dozen bytes).
+                Err(reason) => match self.extent(buf, false) {
+                    Some(extent) => self.start_skip(buf, extent, reason),
+                    None => return None,
+                },
             }
+        }
+    }
+
+    /// How many bytes from the front of `buf` belong to the frame there, by
+    /// its envelope (at least 1); `None` when more bytes are needed to tell
+    /// (never when `at_end`).
+    fn extent(&self, buf: &[u8], at_end: bool) -> Option<usize> {
+        let skip = match self.framing {
+            Some(Framing::LengthPrefixed) => 4,
+            _ => 0,
+        };
+        let reach = match buf.get(skip..) {
+            Some(rest) if buf.len() >= skip => reach(rest),
+            _ => Reach::NeedMore,
+        };
+        match reach {
+            Reach::Frame(n) => Some((skip + n).max(1)),
+            Reach::NotAFrame => Some(1),
+            // Cut before its body: no sender's bytes in it, scan them.
+            Reach::NeedMore if at_end => Some(1),
+            // Waiting is bounded: an envelope's header is a few dozen bytes.
+            Reach::NeedMore if buf.len() > self.max_frame.saturating_add(64) => Some(1),
+            Reach::NeedMore => None,
         }
     }
 
@@ -184,13 +232,25 @@ impl FrameDecoder {
                 return None;
             }
             if self.skipping.is_none() {
-                self.start_skip(buf, 1, FrameError::Truncated);
+                // A partial frame: everything its envelope claims is its own.
+                let extent = self.extent(buf, true).unwrap_or(buf.len());
+                self.start_skip(buf, extent, FrameError::Truncated);
             }
         }
-        let n = next_frame_start(buf, self.framing, self.max_frame).unwrap_or(buf.len());
+        // The rest of a refused frame will never come.
+        let discard = self
+            .skipping
+            .as_ref()
+            .map_or(0, |s| s.discard.min(buf.len() as u64) as usize);
+        self.advance(buf, discard);
+        let n = if self.skipping.as_ref().is_some_and(|s| s.discard > 0) {
+            buf.len()
+        } else {
+            next_frame_start(buf, self.framing, self.max_frame).unwrap_or(buf.len())
+        };
         self.advance(buf, n);
         let mut s = self.skipping.take()?;
-        s.len += n;
+        s.len += discard + n;
         Some(Frame::Malformed {
             offset: s.offset,
             len: s.len,
@@ -271,19 +331,34 @@ impl FrameDecoder {
         self.offset += n as u64;
     }
 
-    fn start_skip(&mut self, buf: &mut BytesMut, n: usize, reason: FrameError) {
+    /// Skips the first `extent` bytes of the stream, those not yet read
+    /// included.
+    fn start_skip(&mut self, buf: &mut BytesMut, extent: usize, reason: FrameError) {
         // The framing is detected again at the next frame start: a stream
         // that began with garbage may have been read with the wrong one.
         self.framing = None;
+        let n = extent.clamp(1, buf.len().max(1)).min(buf.len());
         self.skipping = Some(Skip {
             offset: self.offset,
             len: n,
             reason,
+            discard: (extent.max(1) - n) as u64,
         });
         self.advance(buf, n);
     }
 
     fn continue_skip<T>(&mut self, buf: &mut BytesMut) -> Option<Frame<T>> {
+        let discard = self.skipping.as_ref().map_or(0, |s| s.discard);
+        if discard > 0 {
+            let n = discard.min(buf.len() as u64) as usize;
+            self.advance(buf, n);
+            let skip = self.skipping.as_mut()?;
+            skip.len += n;
+            skip.discard -= n as u64;
+            if skip.discard > 0 {
+                return None;
+            }
+        }
         let found = next_frame_start(buf, self.framing, self.max_frame);
         let n = found.unwrap_or_else(|| buf.len().saturating_sub(PATTERN_LEN + 4));
         self.advance(buf, n);
@@ -334,6 +409,50 @@ fn next_frame_start(buf: &[u8], framing: Option<Framing>, max_frame: usize) -> O
         }
     }
     None
+}
+
+/// How much of `bytes` the envelope at its start covers: through its body
+/// when the body's bin header parsed (and through its other keys when they
+/// parse too), whether or not the body's bytes are all here.
+fn reach(bytes: &[u8]) -> Reach {
+    let mut c = Cursor::new(bytes);
+    let fail = |e: MsgpackError| match e {
+        MsgpackError::Truncated { .. } => Reach::NeedMore,
+        _ => Reach::NotAFrame,
+    };
+    let n = match c.head() {
+        Ok(Head::Map(n)) if (1..=16).contains(&n) => n,
+        Ok(_) => return Reach::NotAFrame,
+        Err(e) => return fail(e),
+    };
+    let mut body_end = None;
+    for _ in 0..n {
+        let step = (|| -> Result<Option<Reach>, MsgpackError> {
+            let Head::Str(k) = c.head()? else {
+                return Ok(Some(Reach::NotAFrame));
+            };
+            if c.take(k)? != b"body" {
+                c.skip_value()?;
+                return Ok(None);
+            }
+            let (Head::Bin(len) | Head::Str(len)) = c.head()? else {
+                return Ok(Some(Reach::NotAFrame));
+            };
+            body_end = Some(c.pos().saturating_add(len));
+            c.take(len)?;
+            Ok(None)
+        })();
+        match (step, body_end) {
+            (Ok(None), _) => {}
+            (_, Some(end)) => return Reach::Frame(end),
+            (Ok(Some(r)), None) => return r,
+            (Err(e), None) => return fail(e),
+        }
+    }
+    match body_end {
+        Some(end) => Reach::Frame(end.max(c.pos())),
+        None => Reach::NotAFrame,
+    }
 }
 
 /// Parses a `{head, body}` envelope at the start of `bytes`; returns the range
@@ -509,45 +628,161 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_cut_frame_costs_only_itself() {
-        // The cut frame's length swallows the start of the next one; the body
-        // check rejects it and resynchronisation finds the next frame.
-        let check = |b: &[u8]| crate::decode::body::decode_body(b, crate::decode::BodyStyle::Bus);
-        let cut = bare(b"tag/a\n\n\xa6abcdef");
-        let stream = [&cut[..cut.len() - 3], &bare(b"tag/b\n\n\x80")[..]].concat();
-        let mut d = FrameDecoder::default();
-        let mut buf = BytesMut::from(&stream[..]);
+    fn run_checked(stream: &[u8], max_frame: usize, chunk: usize) -> Vec<Frame<String>> {
+        let check = |b: &[u8]| {
+            crate::decode::body::decode_body(b, crate::decode::BodyStyle::Bus).map(|d| d.tag)
+        };
+        let mut d = FrameDecoder::new(max_frame);
+        let mut buf = BytesMut::new();
         let mut frames = Vec::new();
-        while let Some(f) = d.decode_with(&mut buf, check) {
-            frames.push(f);
+        for piece in stream.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(f) = d.decode_with(&mut buf, check) {
+                frames.push(f);
+            }
         }
         while let Some(f) = d.finish_with(&mut buf, check) {
             frames.push(f);
         }
-        assert_eq!(frames.len(), 2, "{frames:?}");
-        assert!(
-            matches!(&frames[0], Frame::Malformed { offset: 0, len, .. } if *len == cut.len() - 3),
-            "{frames:?}"
-        );
-        assert!(matches!(&frames[1], Frame::Body { value, .. } if value.tag == "tag/b"));
+        frames
+    }
+
+    fn tags(frames: &[Frame<String>]) -> Vec<&str> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Body { value, .. } => Some(value.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A minion's event whose data holds `fake` in a bin value and then a
+    /// list nested `depth` deep.
+    fn hostile(fake: &[u8], depth: usize) -> Vec<u8> {
+        let mut body = b"minion/event\n\n\x82\xa1x".to_vec();
+        body.push(0xc5);
+        body.extend_from_slice(&(fake.len() as u16).to_be_bytes());
+        body.extend_from_slice(fake);
+        body.extend_from_slice(b"\xa1d");
+        body.extend(std::iter::repeat_n(0x91, depth));
+        body.push(0xc0);
+        body
+    }
+
+    fn bare16(body: &[u8]) -> Vec<u8> {
+        let mut f = vec![
+            0x82, 0xa4, b'h', b'e', b'a', b'd', 0x80, 0xa4, b'b', b'o', b'd', b'y', 0xc5,
+        ];
+        f.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn prefixed16(body: &[u8]) -> Vec<u8> {
+        let map = bare16(body);
+        [(map.len() as u32).to_be_bytes().to_vec(), map].concat()
     }
 
     #[test]
-    fn oversized_length_resynchronises() {
+    fn a_refused_frame_is_skipped_whole_and_never_yields_the_frame_inside_it() {
+        // Issue 12, finding 1: the fake frame in the bin value was emitted.
+        let forged = b"salt/job/1/ret/victim\n\n\x81\xa2id\xa6victim";
+        for frame in [bare16 as fn(&[u8]) -> Vec<u8>, prefixed16] {
+            let evil = frame(&hostile(&frame(forged), 300));
+            let stream = [
+                frame(b"first\n\n\x80"),
+                evil.clone(),
+                frame(b"next\n\n\x80"),
+            ]
+            .concat();
+            for chunk in [1, 7, stream.len()] {
+                let frames = run_checked(&stream, DEFAULT_MAX_FRAME, chunk);
+                assert_eq!(tags(&frames), vec!["first", "next"], "{frames:?}");
+                assert!(
+                    matches!(&frames[1], Frame::Malformed { len, .. } if *len == evil.len()),
+                    "{frames:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_is_dropped_as_it_arrives_and_never_yields_the_frame_inside_it() {
+        let forged = b"salt/job/1/ret/victim\n\n\x80";
+        for frame in [bare16 as fn(&[u8]) -> Vec<u8>, prefixed16] {
+            let evil = frame(&hostile(&[frame(forged), vec![b'x'; 400]].concat(), 0));
+            let stream = [evil.clone(), frame(b"next\n\n\x80")].concat();
+            for chunk in [1, 50, stream.len()] {
+                let frames = run_checked(&stream, 256, chunk);
+                assert_eq!(tags(&frames), vec!["next"], "{frames:?}");
+                assert!(
+                    matches!(&frames[0], Frame::Malformed { len, reason: FrameError::TooLarge { .. }, .. } if *len == evil.len()),
+                    "{frames:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_cut_by_the_end_of_the_stream_never_yields_the_frame_inside_it() {
+        let forged = b"salt/job/1/ret/victim\n\n\x80";
+        for frame in [bare16 as fn(&[u8]) -> Vec<u8>, prefixed16] {
+            let evil = frame(&hostile(&[frame(forged), vec![b'x'; 40]].concat(), 0));
+            let cut = &evil[..evil.len() - 20];
+            let frames = run_checked(cut, DEFAULT_MAX_FRAME, cut.len());
+            assert_eq!(
+                frames,
+                vec![Frame::Malformed {
+                    offset: 0,
+                    len: cut.len(),
+                    reason: FrameError::Truncated
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_cut_frame_costs_what_its_length_covers() {
+        // The cut frame's length swallows the start of the next one. Its
+        // extent is believed (a body is never scanned for frames), so the
+        // next frame goes with it; frames after that are decoded again.
+        let cut = bare(b"tag/a\n\n\xa6abcdef");
+        let stream = [
+            &cut[..cut.len() - 3],
+            &bare(b"tag/b\n\n\x80")[..],
+            &bare(b"tag/c\n\n\x80")[..],
+        ]
+        .concat();
+        let frames = run_checked(&stream, DEFAULT_MAX_FRAME, stream.len());
+        assert_eq!(tags(&frames), vec!["tag/c"], "{frames:?}");
+        assert!(matches!(&frames[0], Frame::Malformed { offset: 0, .. }));
+    }
+
+    #[test]
+    fn an_oversized_length_costs_what_it_claims() {
         let mut big = vec![
             0x82, 0xa4, b'h', b'e', b'a', b'd', 0x80, 0xa4, b'b', b'o', b'd', b'y',
         ];
-        big.extend_from_slice(&[0xc6, 0x7f, 0xff, 0xff, 0xff]);
-        let stream = [big, bare(b"b")].concat();
-        let frames = run(&stream);
-        assert!(matches!(
-            frames[0],
-            Frame::Malformed {
-                reason: FrameError::TooLarge { .. },
-                ..
+        big.extend_from_slice(&[0xc6, 0x00, 0x00, 0x01, 0x00]);
+        big.extend_from_slice(&[b'z'; 256]);
+        let stream = [big.clone(), bare(b"b")].concat();
+        let frames = {
+            let mut d = FrameDecoder::new(64);
+            let mut buf = BytesMut::from(&stream[..]);
+            let mut out = Vec::new();
+            while let Some(f) = d.decode(&mut buf) {
+                out.push(f);
             }
-        ));
+            while let Some(f) = d.finish(&mut buf) {
+                out.push(f);
+            }
+            out
+        };
+        assert!(
+            matches!(frames[0], Frame::Malformed { len, reason: FrameError::TooLarge { .. }, .. } if len == big.len()),
+            "{frames:?}"
+        );
         assert!(matches!(frames[1], Frame::Body { ref body, .. } if body == "b"));
     }
 }

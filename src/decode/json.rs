@@ -40,6 +40,37 @@ pub fn transcode(input: &[u8], out: &mut Vec<u8>) -> Result<usize, MsgpackError>
     Ok(c.pos())
 }
 
+/// Whether JSON `text` nests at most [`MAX_DEPTH`] arrays and objects deep:
+/// the same limit for JSON read from a file (the `jsonl:` source) as for
+/// msgpack from the bus. `text` need not be valid JSON; only brackets outside
+/// strings are counted.
+pub fn within_depth(text: &str) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in text.as_bytes() {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Non-string keys nested inside non-string keys, at most (Python allows
 /// only tuples as such keys; two levels cover every real case).
 const MAX_KEY_NESTING: u8 = 2;
@@ -61,10 +92,28 @@ impl Depth {
 }
 
 fn value(c: &mut Cursor<'_>, out: &mut Vec<u8>, depth: Depth) -> Result<(), MsgpackError> {
-    if depth.nesting > MAX_DEPTH {
-        return Err(MsgpackError::TooDeep { at: c.pos() });
+    let at = c.pos();
+    let head = c.head()?;
+    // Every head below but nil, bool, numbers and UTF-8 str may write a JSON
+    // container (`[..]`, `{..}`, `{"__bin__": ..}`): one more level.
+    let container = matches!(
+        head,
+        Head::Array(_) | Head::Map(_) | Head::Bin(_) | Head::Ext(..) | Head::Str(_)
+    );
+    if container && depth.nesting >= MAX_DEPTH {
+        let plain_str = match head {
+            Head::Str(n) => {
+                let mut peek = c.clone();
+                peek.take(n)
+                    .is_ok_and(|b| simdutf8::basic::from_utf8(b).is_ok())
+            }
+            _ => false,
+        };
+        if !plain_str {
+            return Err(MsgpackError::TooDeep { at });
+        }
     }
-    match c.head()? {
+    match head {
         Head::Nil => out.extend_from_slice(b"null"),
         Head::Bool(true) => out.extend_from_slice(b"true"),
         Head::Bool(false) => out.extend_from_slice(b"false"),

@@ -8,8 +8,15 @@
 
 use rmp::Marker;
 
-/// Deepest nesting of arrays and maps accepted; Salt data is rarely deeper than 20.
-pub const MAX_DEPTH: usize = 256;
+/// Deepest nesting of JSON arrays and objects that event data may have, as
+/// decoded (msgpack arrays and maps, and the objects that stand for bin, ext
+/// and non-UTF-8 str values: `[[1]]` is 2 deep). The one depth limit of the
+/// program (issue 12, finding 6): it is applied when decoding, every source
+/// included, and it is well below serde_json's own limit (127 nested
+/// containers), so that what was decoded can also be parsed by routes and
+/// templates, and wrapped in a spool record or a dead letter (a few levels
+/// more) and read back. Salt data is rarely deeper than 20.
+pub const MAX_DEPTH: usize = 96;
 
 /// Why a msgpack value could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

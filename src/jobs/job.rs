@@ -48,6 +48,8 @@ pub(super) struct Job {
     pub find_job_polls: u32,
     /// Expected minions that have neither returned nor are missing.
     pub(super) pending: usize,
+    /// Estimated memory, charged against the [`JobLimits`](super::JobLimits).
+    pub(super) bytes: usize,
     pub(super) seq: u64,
     pub(super) deadline: Instant,
 }

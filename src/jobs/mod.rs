@@ -34,12 +34,14 @@ mod classify;
 mod config;
 mod digest;
 mod job;
+pub mod limits;
 mod summary;
 #[cfg(test)]
 mod tests;
 mod tracker;
 
 pub use config::JobConfig;
+pub use limits::JobLimits;
 pub use tracker::JobTracker;
 
 /// Tag prefix of the summaries; the full tag is `saltbridge/job/<jid>/summary`.

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::classify::{classify, strings, JobEvent};
 use super::digest::ReturnDigest;
 use super::job::{FindJob, Job};
+use super::limits::{self, JobLimits};
 use super::summary::{self, Closed};
 use super::{summary_tag, JobConfig};
 use crate::event::Event;
@@ -32,6 +33,12 @@ pub struct JobTracker {
     closed_set: HashSet<Box<str>>,
     summarised: u64,
     evicted: u64,
+    limits: JobLimits,
+    /// Sum of the open jobs' `bytes`.
+    tracked_bytes: usize,
+    refused_jobs: u64,
+    refused_minions: u64,
+    minion_fired: u64,
 }
 
 impl JobTracker {
@@ -47,7 +54,17 @@ impl JobTracker {
             closed_set: HashSet::new(),
             summarised: 0,
             evicted: 0,
+            limits: JobLimits::default(),
+            tracked_bytes: 0,
+            refused_jobs: 0,
+            refused_minions: 0,
+            minion_fired: 0,
         }
+    }
+
+    /// New memory budgets; open jobs are kept even if they now exceed them.
+    pub fn set_limits(&mut self, limits: JobLimits) {
+        self.limits = limits;
     }
 
     /// New settings (a reloaded routes file). Open jobs keep their deadlines.
@@ -64,15 +81,36 @@ impl JobTracker {
         if !self.cfg.enabled {
             return out;
         }
-        match classify(ev) {
+        let event = classify(ev);
+        if !matches!(event, JobEvent::Other) && limits::fired_by_minion(ev) {
+            // Only the master announces and ends jobs (see `limits`).
+            self.minion_fired += 1;
+            return out;
+        }
+        match event {
             JobEvent::Announced { jid, data } => self.announce(jid, data, ev, now, &mut out),
             JobEvent::Returned { jid, id, data } => {
                 let Some(job) = self.jobs.get_mut(jid.as_str()) else {
                     return out;
                 };
-                let fun = std::mem::take(&mut job.fun);
-                job.record_return(id, || ReturnDigest::of(data, &fun));
-                job.fun = fun;
+                if job.minions.get(id).is_some_and(|m| m.ret.is_some()) {
+                    return out;
+                }
+                let digest = ReturnDigest::of(data, &job.fun);
+                // An expected minion's entry is paid for; its digest is not.
+                let paid = match job.minions.contains_key(id) {
+                    true => limits::minion_bytes(id, None),
+                    false => 0,
+                };
+                let cost = limits::minion_bytes(id, Some(&digest)) - paid;
+                if !admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                    self.refuse_minion(&jid, id);
+                    return out;
+                }
+                let Some(job) = self.jobs.get_mut(jid.as_str()) else {
+                    return out;
+                };
+                job.record_return(id, || digest);
                 if job.all_returned() {
                     out.push(self.close(&jid, Closed::Returned));
                 }
@@ -105,9 +143,19 @@ impl JobTracker {
                 };
                 // Salt's CLI adds a minion that says it runs the job; one
                 // that was not targeted and does not run it is no concern.
-                if !running && !job.minions.contains_key(id) {
-                    return out;
+                if !job.minions.contains_key(id) {
+                    if !running {
+                        return out;
+                    }
+                    let cost = limits::minion_bytes(id, None);
+                    if !admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                        self.refuse_minion(&target, id);
+                        return out;
+                    }
                 }
+                let Some(job) = self.jobs.get_mut(target.as_str()) else {
+                    return out;
+                };
                 let m = job.expect(id);
                 if m.ret.is_none() {
                     m.find_job = Some(if running {
@@ -123,8 +171,10 @@ impl JobTracker {
             JobEvent::RunnerStarted { jid, data } => {
                 if !self.jobs.contains_key(jid.as_str()) && !self.closed_set.contains(jid.as_str())
                 {
-                    let job = self.open(jid, true, data, ev, now, &mut out);
-                    job.arg = data.get("fun_args").cloned().unwrap_or(Value::Null);
+                    let cost = limits::job_bytes(ev, 0);
+                    if let Some(job) = self.open(jid, true, data, ev, now, cost, &mut out) {
+                        job.arg = data.get("fun_args").cloned().unwrap_or(Value::Null);
+                    }
                 }
             }
             JobEvent::RunnerReturned { jid, data } => {
@@ -170,10 +220,46 @@ impl JobTracker {
         self.summarised
     }
 
-    /// Jobs summarised early because `max_jobs` were open; non-zero means
-    /// the cap is too small for the job rate.
+    /// Jobs summarised early because `max_jobs` were open or the open jobs
+    /// reached `max_tracked_bytes`; non-zero means a cap is too small for
+    /// the job rate (or someone floods the bus with announcements).
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Announcements refused because the job alone would pass `max_job_bytes`.
+    pub fn refused_jobs(&self) -> u64 {
+        self.refused_jobs
+    }
+
+    /// Minion entries (returns, `find_job` answers, minions added by a second
+    /// announcement) refused because a byte budget was reached.
+    pub fn refused_minions(&self) -> u64 {
+        self.refused_minions
+    }
+
+    /// Job events a minion fired (`cmd: _minion_event`), ignored.
+    pub fn minion_fired(&self) -> u64 {
+        self.minion_fired
+    }
+
+    /// Estimated bytes held by the open jobs.
+    pub fn tracked_bytes(&self) -> usize {
+        self.tracked_bytes
+    }
+
+    fn refuse_minion(&mut self, jid: &str, id: &str) {
+        self.refused_minions += 1;
+        if self.refused_minions.is_power_of_two() {
+            tracing::warn!(
+                jid,
+                minion = id,
+                refused = self.refused_minions,
+                max_job_bytes = self.limits.max_job_bytes,
+                max_tracked_bytes = self.limits.max_tracked_bytes,
+                "job tracker: a minion entry was refused at the byte budget"
+            );
+        }
     }
 
     fn advance(&mut self, now: Instant) -> Instant {
@@ -207,8 +293,17 @@ impl JobTracker {
         if self.closed_set.contains(jid.as_str()) {
             return;
         }
-        if !self.jobs.contains_key(jid.as_str()) {
-            self.open(jid.clone(), false, data, ev, now, out);
+        let listed = strings(data.get("minions")).len();
+        let opened = !self.jobs.contains_key(jid.as_str());
+        if opened {
+            let cost = limits::job_bytes(ev, listed);
+            if cost > self.limits.max_job_bytes {
+                self.refused_jobs += 1;
+                tracing::warn!(%jid, minions = listed, bytes = cost, max_job_bytes = self.limits.max_job_bytes,
+                    refused = self.refused_jobs, "job tracker: an announcement is larger than max_job_bytes; the job is not tracked");
+                return;
+            }
+            self.open(jid.clone(), false, data, ev, now, cost, out);
         }
         let Some(job) = self.jobs.get_mut(jid.as_str()) else {
             return;
@@ -229,19 +324,42 @@ impl JobTracker {
                 *field = data.get(key).cloned().unwrap_or(Value::Null);
             }
         }
+        let mut refused = 0u64;
         for id in strings(data.get("minions")) {
+            // The opening announcement paid for its minions; a later one pays for new ones.
+            if !opened && !job.minions.contains_key(id) {
+                let cost = limits::minion_bytes(id, None);
+                if !admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                    refused += 1;
+                    continue;
+                }
+            }
             job.expect(id);
         }
         for id in strings(data.get("missing")) {
-            job.set_missing(id);
+            let paid = opened || job.minions.contains_key(id);
+            let cost = limits::minion_bytes(id, None);
+            if paid || admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                job.set_missing(id);
+            } else {
+                refused += 1;
+            }
         }
+        if refused > 0 {
+            self.refused_minions += refused;
+            tracing::warn!(%jid, refused, "job tracker: minions of a repeated announcement were refused at the byte budget");
+        }
+        let Some(job) = self.jobs.get_mut(jid.as_str()) else {
+            return;
+        };
         if job.all_returned() {
             // Nothing to wait for (no minion matched, or all are missing).
             out.push(self.close(&jid, Closed::Returned));
         }
     }
 
-    /// Opens a job, evicting the oldest at the cap.
+    /// Opens a job that costs `bytes`, evicting the oldest at the caps.
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         jid: String,
@@ -249,15 +367,26 @@ impl JobTracker {
         data: &Map<String, Value>,
         ev: &Event,
         now: Instant,
+        bytes: usize,
         out: &mut Vec<Event>,
-    ) -> &mut Job {
-        while self.jobs.len() >= self.cfg.max_jobs.max(1) {
+    ) -> Option<&mut Job> {
+        while self.jobs.len() >= self.cfg.max_jobs.max(1)
+            || (!self.jobs.is_empty()
+                && self.tracked_bytes.saturating_add(bytes) > self.limits.max_tracked_bytes)
+        {
             let Some(oldest) = self.by_seq.values().next().cloned() else {
                 break;
             };
             self.evicted += 1;
             out.push(self.close(&oldest, Closed::Evicted));
         }
+        if self.tracked_bytes.saturating_add(bytes) > self.limits.max_tracked_bytes {
+            self.refused_jobs += 1;
+            tracing::warn!(%jid, bytes, max_tracked_bytes = self.limits.max_tracked_bytes,
+                "job tracker: a job is larger than max_tracked_bytes; it is not tracked");
+            return None;
+        }
+        self.tracked_bytes += bytes;
         let fun = data
             .get("fun")
             .and_then(Value::as_str)
@@ -286,10 +415,11 @@ impl JobTracker {
             runner_ret: None,
             find_job_polls: 0,
             pending: 0,
+            bytes,
             seq,
             deadline,
         };
-        self.jobs.entry(jid).or_insert(job)
+        Some(self.jobs.entry(jid).or_insert(job))
     }
 
     /// Removes job `jid` and returns its summary event.
@@ -301,6 +431,7 @@ impl JobTracker {
         };
         self.by_seq.remove(&job.seq);
         self.deadlines.remove(&(job.deadline, job.seq));
+        self.tracked_bytes = self.tracked_bytes.saturating_sub(job.bytes);
         self.remember_closed(job.jid.clone());
         self.summarised += 1;
         let data = summary::build(&job, closed);
@@ -317,6 +448,18 @@ impl JobTracker {
             }
         }
     }
+}
+
+/// Charges `cost` more bytes to `job` if both budgets allow it.
+fn admit(limits: &JobLimits, tracked: &mut usize, job: &mut Job, cost: usize) -> bool {
+    let job_after = job.bytes.saturating_add(cost);
+    let total_after = tracked.saturating_add(cost);
+    if job_after > limits.max_job_bytes || total_after > limits.max_tracked_bytes {
+        return false;
+    }
+    job.bytes = job_after;
+    *tracked = total_after;
+    true
 }
 
 /// Moves `job`'s deadline to `until` if that is later.

@@ -218,7 +218,7 @@ impl Observed {
 
     fn encode_sinks(&self, enc: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
         type Read = fn(&SinkStats) -> &AtomicU64;
-        let counters: [(&str, &str, Read); 7] = [
+        let counters: [(&str, &str, Read); 8] = [
             (
                 "saltbridge_sink_accepted",
                 "Events written to the sink's spool.",
@@ -251,8 +251,13 @@ impl Observed {
             ),
             (
                 "saltbridge_sink_dropped",
-                "Events dropped by the spool's when_full policy at its disk bound.",
+                "Events dropped by the spool's when_full policy at its disk bound, or because the spool could not be written.",
                 |s| &s.overflowed,
+            ),
+            (
+                "saltbridge_spool_corrupt_records",
+                "Spool records found corrupt and skipped (each one a lost event).",
+                |s| &s.corrupt_records,
             ),
         ];
         for (metric, help, read) in counters {

@@ -36,6 +36,11 @@ pub enum LineError {
     Shape,
     #[error("data after the tab is not JSON: {0}")]
     Data(String),
+    #[error(
+        "data nests deeper than {} arrays and objects",
+        crate::decode::msgpack::MAX_DEPTH
+    )]
+    TooDeep,
 }
 
 /// Parses one line into a tag and JSON data text; `Ok(None)` for a blank line.
@@ -51,14 +56,23 @@ pub fn parse_line(line: &[u8]) -> Result<Option<(String, JsonText)>, LineError> 
         let data = l
             .data
             .map_or_else(|| "{}".to_owned(), |d| d.get().to_owned());
-        return Ok(Some((l.tag, JsonText::trusted(data))));
+        return Ok(Some((l.tag, JsonText::trusted(within_depth(data)?))));
     }
     let (tag, json) = text.split_once('\t').ok_or(LineError::Shape)?;
     let data: &RawValue = serde_json::from_str(json).map_err(|e| LineError::Data(e.to_string()))?;
     Ok(Some((
         tag.to_owned(),
-        JsonText::trusted(data.get().to_owned()),
+        JsonText::trusted(within_depth(data.get().to_owned())?),
     )))
+}
+
+/// The program's one depth limit applies to JSON data as to msgpack data.
+fn within_depth(data: String) -> Result<String, LineError> {
+    if crate::decode::json::within_depth(&data) {
+        Ok(data)
+    } else {
+        Err(LineError::TooDeep)
+    }
 }
 
 /// Reads `path` (stdin when `None`) to its end.

@@ -21,6 +21,7 @@ mod spec;
 mod stream;
 pub mod tcp;
 pub mod zmq;
+mod zmq_guard;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 //! A disconnect is noticed through the socket monitor; the socket is then
 //! rebuilt with the same backoff and gap marker as the stream sources.
 //! Malformed messages are logged with their message number as the offset.
+//! The crate never talks to the master directly: see `zmq_guard` for how
+//! `--max-frame` bounds what it reads.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +19,9 @@ use zeromq::{Socket, SocketEvent, SocketOptions, SocketRecv, SubSocket};
 
 use super::reconnect::{connect_hint, Backoff, Lost};
 use super::stream::handle;
+use super::zmq_guard::Relay;
 use super::{EventSender, ReaderOptions, SourceError};
-use crate::decode::{decode_message, BodyStyle, Decoded};
+use crate::decode::{decode_message, BodyStyle, Decoded, FrameError};
 use crate::shutdown::Shutdown;
 
 /// Reads the ZeroMQ PUB at `endpoint` until shutdown, reconnecting as needed.
@@ -38,10 +41,11 @@ pub async fn run(
         options.connect_timeout(Duration::from_secs(1));
         let mut socket = SubSocket::with_options(options);
         let mut monitor = socket.monitor();
+        let mut relay = None;
         let connected = tokio::select! {
             biased;
             _ = shutdown.wait() => return Ok(()),
-            r = connect(&mut socket, &endpoint) => r,
+            r = connect(&mut socket, &endpoint, opts.max_frame, &mut relay) => r,
         };
         if let Err(e) = connected {
             failures += 1;
@@ -102,14 +106,36 @@ pub async fn run(
                 },
             }
         };
+        if let Some(len) = relay.as_ref().and_then(Relay::refused) {
+            let error = FrameError::TooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: opts.max_frame,
+            };
+            let item = Decoded::Malformed {
+                offset: message_no + 1,
+                len: 0,
+                error: error.into(),
+            };
+            if handle(item, &mut sender).await.is_err() {
+                return Ok(());
+            }
+        }
+        drop(socket);
+        drop(relay);
         sender.stats().set_connected(false);
         tracing::warn!(source = %sender.source(), %reason, "lost the ZeroMQ event bus; reconnecting");
         lost = Some(Lost::now(reason));
     }
 }
 
-async fn connect(socket: &mut SubSocket, endpoint: &str) -> zeromq::ZmqResult<()> {
-    socket.connect(endpoint).await?;
+async fn connect(
+    socket: &mut SubSocket,
+    endpoint: &str,
+    max_frame: usize,
+    relay: &mut Option<Relay>,
+) -> zeromq::ZmqResult<()> {
+    let r = relay.insert(Relay::start(endpoint, max_frame).await?);
+    socket.connect(r.endpoint()).await?;
     socket.subscribe("").await
 }
 

@@ -10,7 +10,8 @@
 //! settled. A restart, even after `kill -9`, resumes from `ack`: events
 //! settled after the last `ack` write are delivered again (at-least-once,
 //! with the same idempotency key). A torn record at the tail is cut off; a
-//! corrupt one elsewhere ends its segment and is counted. We wrote our own
+//! corrupt one elsewhere costs that record only and is counted
+//! (`recovery.rs`). We wrote our own
 //! log rather than use an embedded store because a FIFO of append-once
 //! records needs no index, compaction or transactions: sequential writes,
 //! sequential reads and whole-file deletes are all it does.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod inbox;
 mod reader;
 mod record;
+mod recovery;
 mod segment;
 mod writer;
 
@@ -122,7 +124,8 @@ pub fn open(
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
     }
-    let state = recover(dir).map_err(io_err)?;
+    let (state, corrupt) = recover(dir).map_err(io_err)?;
+    stats.corrupt_records.fetch_add(corrupt, Ordering::Relaxed);
     stats
         .queued
         .store(state.written - state.committed, Ordering::Relaxed);
@@ -144,35 +147,20 @@ pub fn open(
 }
 
 /// Rebuilds the state from the files: segments checked record by record,
-/// a torn tail cut off, settled segments deleted.
-fn recover(dir: &Path) -> io::Result<State> {
+/// damage repaired and counted, a torn tail cut off, settled segments
+/// deleted. Also returns the records found lost.
+fn recover(dir: &Path) -> io::Result<(State, u64)> {
     let committed_on_disk = read_ack(dir);
     let files = segment::list(dir)?;
-    let mut segments = VecDeque::new();
-    let last = files.len().saturating_sub(1);
-    for (i, (first, path)) in files.into_iter().enumerate() {
-        let scan = segment::scan(&path)?;
-        if let Some(why) = scan.bad {
-            let lost = scan.file_bytes - scan.valid_bytes;
-            if i == last {
-                tracing::warn!(file = %path.display(), offset = scan.valid_bytes, bytes = lost, "spool: cutting off a torn record at the end ({why}): saltbridge was stopped while writing it");
-            } else {
-                tracing::error!(file = %path.display(), offset = scan.valid_bytes, bytes = lost, "spool: a corrupt record ({why}); the rest of this segment cannot be read and is skipped");
-            }
-            File::options()
-                .write(true)
-                .open(&path)?
-                .set_len(scan.valid_bytes)?;
-        }
-        segments.push_back(Segment {
-            first,
-            records: scan.records,
-            bytes: scan.valid_bytes,
-            path,
-        });
-    }
+    let (mut segments, corrupt) = recovery::recover_segments(files)?;
     let start = segments.front().map_or(0, |s| s.first);
-    let written = segments.back().map_or(committed_on_disk, |s| s.end());
+    let mut written = segments.back().map_or(committed_on_disk, |s| s.end());
+    if committed_on_disk > written {
+        // Numbering new events below the ack would mark them settled unsent.
+        tracing::error!(dir = %dir.display(), ack = committed_on_disk, end = written,
+            "spool: the ack file is beyond the last record (segments are missing); new events are numbered from the ack");
+        written = committed_on_disk;
+    }
     let committed = committed_on_disk.clamp(start.min(written), written);
     while segments.len() > 1 && segments.front().is_some_and(|s| s.end() <= committed) {
         if let Some(s) = segments.pop_front() {
@@ -180,7 +168,7 @@ fn recover(dir: &Path) -> io::Result<State> {
         }
     }
     let bytes = segments.iter().map(|s| s.bytes).sum();
-    Ok(State {
+    let state = State {
         segments,
         written,
         flushed: written,
@@ -191,7 +179,8 @@ fn recover(dir: &Path) -> io::Result<State> {
         closed: false,
         ack_written: committed,
         ack_at: Instant::now(),
-    })
+    };
+    Ok((state, corrupt))
 }
 
 fn read_ack(dir: &Path) -> u64 {

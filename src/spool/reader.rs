@@ -10,10 +10,12 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::record::{self, NextRecord, SourceNames};
+use super::recovery;
 use super::{Segment, Shared};
 use crate::outgoing::Outgoing;
 
@@ -177,6 +179,10 @@ impl SpoolReader {
                 Ok(NextRecord::Record(payload, n)) => {
                     let seq = self.file_seq;
                     self.file_seq += 1;
+                    if record::is_tombstone(&payload) {
+                        // A record lost to damage, counted when it was found.
+                        continue;
+                    }
                     match record::decode(&payload, &mut self.sources) {
                         Some(o) => {
                             self.pending_bytes += n;
@@ -188,7 +194,7 @@ impl SpoolReader {
                     }
                 }
                 Ok(NextRecord::End) => self.skip_segment(&seg, "it ends early"),
-                Ok(NextRecord::Bad(why)) => self.skip_segment(&seg, why),
+                Ok(NextRecord::Bad(why)) => self.skip_damage(&seg, why),
                 Err(e) => {
                     tracing::error!(dir = %self.shared.dir.display(), error = %e, "spool: read error");
                     self.skip_segment(&seg, "read error");
@@ -222,11 +228,53 @@ impl SpoolReader {
         }
         for _ in seg.first..self.file_seq {
             if !matches!(record::read_one(&mut r), Ok(NextRecord::Record(..))) {
-                return false;
+                // Damage on the way: find the record by walking the file.
+                return self.open_at_slot(seg, self.file_seq);
             }
         }
         self.file = Some((seg.first, r));
         true
+    }
+
+    /// Opens `seg` at record `seq`, damaged stretches counted as one record.
+    fn open_at_slot(&mut self, seg: &Segment, seq: u64) -> bool {
+        let Ok(bytes) = std::fs::read(&seg.path) else {
+            return false;
+        };
+        let slots = recovery::slots(&bytes);
+        let Some(slot) = usize::try_from(seq - seg.first)
+            .ok()
+            .and_then(|i| slots.get(i))
+        else {
+            return false;
+        };
+        let Ok(file) = File::open(&seg.path) else {
+            return false;
+        };
+        let mut r = BufReader::with_capacity(256 << 10, file);
+        if r.seek(SeekFrom::Start(slot.offset as u64)).is_err() {
+            return false;
+        }
+        self.file = Some((seg.first, r));
+        true
+    }
+
+    /// A record that went bad after the spool was opened: it costs that
+    /// record only (see `recovery.rs`), counted and logged.
+    fn skip_damage(&mut self, seg: &Segment, why: &str) {
+        let stats = &self.shared.stats;
+        let total = stats.corrupt_records.fetch_add(1, Ordering::Relaxed) + 1;
+        let offset = self
+            .file
+            .as_mut()
+            .and_then(|(_, r)| r.stream_position().ok());
+        tracing::error!(file = %seg.path.display(), offset, seq = self.file_seq, corrupt_total = total,
+            "spool: a corrupt record ({why}) was skipped; the records after it are kept");
+        self.file_seq += 1;
+        self.file = None;
+        if self.file_seq < seg.end() && !self.open_at_slot(seg, self.file_seq) {
+            self.skip_segment(seg, "cannot find the record after a corrupt one");
+        }
     }
 
     fn skip_segment(&mut self, seg: &Segment, why: &str) {

@@ -23,6 +23,48 @@ const VERSION: u8 = 1;
 /// A record longer than this is corruption, not an event.
 pub const MAX_RECORD: usize = 256 << 20;
 
+/// Payload of a tombstone: the record that stands, after recovery, for a
+/// corrupt one, so that the records after it keep their sequence numbers.
+const TOMBSTONE: [u8; 1] = [0];
+
+/// Appends a tombstone record to `out`.
+pub fn encode_tombstone(out: &mut Vec<u8>) {
+    out.extend_from_slice(&(TOMBSTONE.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&TOMBSTONE).to_le_bytes());
+    out.extend_from_slice(&TOMBSTONE);
+}
+
+/// Whether a valid record's payload is a tombstone.
+pub fn is_tombstone(payload: &[u8]) -> bool {
+    payload == TOMBSTONE
+}
+
+/// Whether `bytes` start with a whole record that checks out (its CRC
+/// matches, and a version-1 payload's fields fill it exactly); its length.
+/// Cheap checks come first: recovery calls this at every offset of a
+/// damaged stretch.
+pub fn check_at(bytes: &[u8]) -> Option<usize> {
+    let head = bytes.get(..HEADER)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let payload = bytes.get(HEADER..HEADER + len)?;
+    let shaped = is_tombstone(payload) || {
+        let mut c = Cursor(payload);
+        c.take(1) == Some(&[VERSION][..])
+            && c.take(8).is_some()
+            && c.short().is_some()
+            && c.short().is_some()
+            && c.long().is_some()
+            && c.long().is_some()
+            && c.long().is_some()
+            && c.0.is_empty()
+    };
+    (shaped && crc32fast::hash(payload) == crc).then_some(HEADER + len)
+}
+
 /// Appends `o` as one record to `out`.
 pub fn encode(out: &mut Vec<u8>, o: &Outgoing, keep_raw: bool) {
     let start = out.len();

@@ -3,11 +3,8 @@
 //! every record's number follow from the file names and record counts, so
 //! nothing else has to be kept in step with them.
 
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
-
-use super::record::{read_one, NextRecord};
 
 /// One segment file as the spool sees it.
 #[derive(Debug, Clone)]
@@ -48,48 +45,4 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// What a segment holds, checked record by record.
-#[derive(Debug)]
-pub struct Scan {
-    pub records: u64,
-    /// Bytes up to the end of the last valid record.
-    pub valid_bytes: u64,
-    /// Size of the file.
-    pub file_bytes: u64,
-    /// Why reading stopped before the end of the file, if it did.
-    pub bad: Option<&'static str>,
-}
-
-/// Reads every record of `path`, stopping at the first bad one.
-pub fn scan(path: &Path) -> io::Result<Scan> {
-    let file = File::open(path)?;
-    let file_bytes = file.metadata()?.len();
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let (mut records, mut valid_bytes) = (0u64, 0u64);
-    loop {
-        match read_one(&mut r)? {
-            NextRecord::Record(_, n) => {
-                records += 1;
-                valid_bytes += n as u64;
-            }
-            NextRecord::End => {
-                return Ok(Scan {
-                    records,
-                    valid_bytes,
-                    file_bytes,
-                    bad: None,
-                })
-            }
-            NextRecord::Bad(why) => {
-                return Ok(Scan {
-                    records,
-                    valid_bytes,
-                    file_bytes,
-                    bad: Some(why),
-                })
-            }
-        }
-    }
 }

@@ -4,9 +4,17 @@
 //! calls `flush` once per burst of events, which hands the burst to the
 //! kernel (one write) and wakes the reader. At the disk bound the
 //! `when_full` policy decides what is dropped, and the drop is counted.
+//!
+//! An event counts as `accepted` only once its record is written: handed to
+//! the kernel, or with `fsync: always` synced to the disk (issue 12, finding
+//! 5: with a full disk, 256 KiB of "accepted" events sat in a buffer that
+//! `kill -9` lost). A write that fails (ENOSPC, EIO) drops the records of
+//! the burst, counts them as dropped, logs it and cuts the file back to its
+//! last whole record, so a half-written burst never sits in front of later
+//! records.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -22,15 +30,22 @@ pub enum AppendError {
     Io(#[from] io::Error),
 }
 
+/// Records buffered before they are written without waiting for `flush`.
+const MAX_PENDING: usize = 256 << 10;
+
 /// Appends events to one sink's spool.
 pub struct SpoolWriter {
     shared: Arc<Shared>,
-    file: BufWriter<File>,
-    /// Bytes in the current segment.
+    file: File,
+    /// Bytes in the current segment, the pending records included.
     cur_bytes: u64,
+    /// Records appended since the last write, and how many.
+    pending: Vec<u8>,
+    pending_records: u64,
+    /// A failed write could not be cut back: the next record starts a new segment.
+    must_roll: bool,
     buf: Vec<u8>,
     keep_raw: bool,
-    dirty: bool,
 }
 
 impl SpoolWriter {
@@ -40,7 +55,7 @@ impl SpoolWriter {
         let reuse = st
             .segments
             .back()
-            .filter(|s| s.bytes < seg_max)
+            .filter(|s| s.bytes < seg_max && s.end() == st.written)
             .map(|s| (s.path.clone(), s.bytes));
         let (file, cur_bytes) = match reuse {
             Some((path, bytes)) => (File::options().append(true).open(path)?, bytes),
@@ -50,11 +65,13 @@ impl SpoolWriter {
         track_for_sync(&shared, &file);
         Ok(SpoolWriter {
             shared,
-            file: BufWriter::with_capacity(256 << 10, file),
+            file,
             cur_bytes,
+            pending: Vec::with_capacity(MAX_PENDING),
+            pending_records: 0,
+            must_roll: false,
             buf: Vec::with_capacity(4096),
             keep_raw,
-            dirty: false,
         })
     }
 
@@ -70,12 +87,14 @@ impl SpoolWriter {
             self.shared.stats.overflowed.fetch_add(1, Ordering::Relaxed);
             return Err(AppendError::Full { max_bytes });
         }
-        if self.cur_bytes > 0 && self.cur_bytes + n > segment_limit(&self.shared) {
+        if self.must_roll
+            || (self.cur_bytes > 0 && self.cur_bytes + n > segment_limit(&self.shared))
+        {
             self.roll(&mut st)?;
         }
-        self.file.write_all(&self.buf)?;
+        self.pending.extend_from_slice(&self.buf);
+        self.pending_records += 1;
         self.cur_bytes += n;
-        self.dirty = true;
         st.written += 1;
         st.bytes += n;
         if let Some(s) = st.segments.back_mut() {
@@ -83,30 +102,72 @@ impl SpoolWriter {
             s.bytes += n;
         }
         let stats = &self.shared.stats;
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats
             .queued
             .store(st.written - st.committed, Ordering::Relaxed);
         stats.queued_bytes.store(st.bytes, Ordering::Relaxed);
+        if self.pending.len() >= MAX_PENDING {
+            self.write_pending(&mut st)?;
+        }
         Ok(())
     }
 
     /// Hands what was appended to the kernel (and to the disk, with
     /// `fsync: always`) and wakes the reader.
     pub fn flush(&mut self) -> io::Result<()> {
-        if !self.dirty {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        self.file.flush()?;
-        if self.shared.settings.fsync == Fsync::Always {
-            self.file.get_ref().sync_data()?;
-        }
-        self.dirty = false;
-        let mut st = self.shared.lock();
-        st.flushed = st.written;
+        let shared = self.shared.clone();
+        let mut st = shared.lock();
+        let res = self.write_pending(&mut st);
         drop(st);
         self.shared.readable.notify_one();
-        Ok(())
+        res
+    }
+
+    /// Writes the pending records; only then are they accepted and readable.
+    /// On failure they are dropped, counted and cut off the file.
+    fn write_pending(&mut self, st: &mut State) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut res = self.file.write_all(&self.pending);
+        if res.is_ok() && self.shared.settings.fsync == Fsync::Always {
+            res = self.file.sync_data();
+        }
+        let (n, bytes) = (self.pending_records, self.pending.len() as u64);
+        self.pending.clear();
+        self.pending_records = 0;
+        let stats = &self.shared.stats;
+        match res {
+            Ok(()) => {
+                stats.accepted.fetch_add(n, Ordering::Relaxed);
+                st.flushed = st.written;
+                Ok(())
+            }
+            Err(e) => {
+                self.cur_bytes -= bytes;
+                st.written -= n;
+                st.bytes -= bytes;
+                if let Some(s) = st.segments.back_mut() {
+                    s.records -= n;
+                    s.bytes -= bytes;
+                }
+                if let Err(cut) = self.file.set_len(self.cur_bytes) {
+                    tracing::error!(dir = %self.shared.dir.display(), error = %cut, "spool: cannot cut a failed write off its segment; starting a new one");
+                    self.must_roll = true;
+                }
+                let dropped = stats.overflowed.fetch_add(n, Ordering::Relaxed) + n;
+                stats
+                    .queued
+                    .store(st.written - st.committed, Ordering::Relaxed);
+                stats.queued_bytes.store(st.bytes, Ordering::Relaxed);
+                tracing::error!(dir = %self.shared.dir.display(), events = n, dropped_total = dropped, error = %e,
+                    "spool: cannot write; these events are dropped, not accepted");
+                Err(e)
+            }
+        }
     }
 
     /// Flushes and tells the reader no more is coming.
@@ -130,14 +191,12 @@ impl SpoolWriter {
     }
 
     fn roll(&mut self, st: &mut State) -> io::Result<()> {
-        self.file.flush()?;
-        if self.shared.settings.fsync == Fsync::Always {
-            self.file.get_ref().sync_data()?;
-        }
+        self.write_pending(st)?;
         let file = new_segment(&self.shared, st)?;
         track_for_sync(&self.shared, &file);
-        self.file = BufWriter::with_capacity(256 << 10, file);
+        self.file = file;
         self.cur_bytes = 0;
+        self.must_roll = false;
         Ok(())
     }
 }

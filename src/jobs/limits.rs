@@ -1,0 +1,207 @@
+//! What the tracker may hold, in bytes, and whose announcements it believes.
+//!
+//! Any minion can fire any tag (issue 12, finding 3): 20 `salt/job/<jid>/new`
+//! events listing 100,000 minions each took the daemon to 1.5 GB. So every
+//! job and every minion entry is charged an estimate of the memory it takes
+//! (its strings plus a fixed overhead for the map nodes and the state), and
+//! two budgets bound them: [`DEFAULT_MAX_JOB_BYTES`] per job and
+//! [`DEFAULT_MAX_TRACKED_BYTES`] for all open jobs together. An announcement
+//! over the per-job budget is refused (counted, logged, no summary); one that
+//! does not fit the total evicts the oldest jobs, as `max_jobs` does; a
+//! minion entry that would overflow either budget is refused and counted.
+//!
+//! Only the master announces and ends jobs. Salt's `_minion_event` handler
+//! (`salt/daemons/masterapi.py`) fires a minion's `event.send` with the whole
+//! request as data, `cmd: "_minion_event"` included; such an event never opens
+//! or closes a job. Masters without the fix for CVE-2025-22239 (3006.12,
+//! 3007.4) also fire a minion's batched events (`load["events"]`) with data
+//! of the minion's choosing, which the bus cannot tell from the master's own:
+//! the byte budgets are what bound those.
+
+use serde_json::Value;
+
+use super::digest::ReturnDigest;
+use crate::event::Event;
+
+/// Default of [`JobLimits::max_job_bytes`]: about 190,000 minions of a
+/// 20-character id in one job.
+pub const DEFAULT_MAX_JOB_BYTES: usize = 16 << 20;
+
+/// Default of [`JobLimits::max_tracked_bytes`]: all open jobs together.
+pub const DEFAULT_MAX_TRACKED_BYTES: usize = 64 << 20;
+
+/// The tracker's memory budgets, in bytes (estimated as described above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Most bytes one job may take; a larger announcement is refused, and a
+    /// minion entry that would pass it is not recorded.
+    pub max_job_bytes: usize,
+    /// Most bytes all open jobs may take together; beyond it the oldest is
+    /// summarised early, marked incomplete.
+    pub max_tracked_bytes: usize,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits {
+            max_job_bytes: DEFAULT_MAX_JOB_BYTES,
+            max_tracked_bytes: DEFAULT_MAX_TRACKED_BYTES,
+        }
+    }
+}
+
+/// Estimated cost of a job besides its data and minions (the job, its
+/// entries in the tracker's maps and its deadline).
+pub const JOB_OVERHEAD: usize = 512;
+
+/// Estimated cost of one minion entry besides its id: a B-tree slot, the
+/// `String`, and the minion's state.
+pub const MINION_OVERHEAD: usize = 64;
+
+/// Estimated bytes of a job opened by the announcement `ev`: its data (arg,
+/// tgt and the minion list) and an entry per listed minion.
+pub(super) fn job_bytes(ev: &Event, minions: usize) -> usize {
+    JOB_OVERHEAD
+        .saturating_add(ev.data_json().len())
+        .saturating_add(minions.saturating_mul(MINION_OVERHEAD))
+}
+
+/// Estimated bytes of minion `id`'s entry, with its return digest if any.
+pub(super) fn minion_bytes(id: &str, digest: Option<&ReturnDigest>) -> usize {
+    MINION_OVERHEAD + id.len() + digest.map_or(0, digest_bytes)
+}
+
+fn digest_bytes(d: &ReturnDigest) -> usize {
+    let values = |v: &[Value]| v.iter().map(value_bytes).sum::<usize>();
+    let states = d
+        .states
+        .as_ref()
+        .map_or(0, |s| 64 + values(&s.failed) + values(&s.changed));
+    64 + d.stamp.as_ref().map_or(0, String::len)
+        + d.errors.iter().map(|e| 24 + e.len()).sum::<usize>()
+        + states
+}
+
+fn value_bytes(v: &Value) -> usize {
+    serde_json::to_string(v).map_or(64, |s| 32 + s.len())
+}
+
+/// Whether a minion fired `ev` through `event.send` (Salt's `_minion_event`):
+/// such an event never opens or closes a job.
+pub(super) fn fired_by_minion(ev: &Event) -> bool {
+    ev.data().get("cmd").and_then(Value::as_str) == Some("_minion_event")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::jobs::{JobConfig, JobTracker};
+
+    fn ev(tag: &str, data: Value) -> Event {
+        Event::synthetic(tag, data, Arc::from("ipc:/test"))
+    }
+
+    fn announce(jid: &str, minions: usize) -> Event {
+        let ids: Vec<String> = (0..minions).map(|i| format!("minion-{i:06}")).collect();
+        ev(
+            &format!("salt/job/{jid}/new"),
+            json!({"jid": jid, "fun": "test.ping", "arg": [], "tgt": "*", "tgt_type": "glob",
+                   "user": "root", "minions": ids, "missing": []}),
+        )
+    }
+
+    fn ret(jid: &str, id: &str, cmd: &str) -> Event {
+        ev(
+            &format!("salt/job/{jid}/ret/{id}"),
+            json!({"cmd": cmd, "jid": jid, "id": id, "fun": "test.ping", "return": true,
+                   "retcode": 0, "success": true}),
+        )
+    }
+
+    #[test]
+    fn a_minion_fired_announcement_never_opens_a_job() {
+        let mut t = JobTracker::new(JobConfig::default());
+        let t0 = Instant::now();
+        // What `event.send('salt/job/1/new', {...})` puts on the bus.
+        let forged = ev(
+            "salt/job/1/new",
+            json!({"cmd": "_minion_event", "id": "evil", "tag": "salt/job/1/new",
+                   "minions": ["a", "b"], "fun": "test.ping", "data": {}}),
+        );
+        assert!(t.push(&forged, t0).is_empty());
+        assert_eq!((t.open_jobs(), t.minion_fired()), (0, 1));
+    }
+
+    #[test]
+    fn a_minion_fired_return_never_closes_a_job() {
+        let mut t = JobTracker::new(JobConfig::default());
+        let t0 = Instant::now();
+        t.push(&announce("1", 1), t0);
+        assert!(t
+            .push(&ret("1", "minion-000000", "_minion_event"), t0)
+            .is_empty());
+        assert_eq!((t.open_jobs(), t.minion_fired()), (1, 1));
+        let out = t.push(&ret("1", "minion-000000", "_return"), t0);
+        assert_eq!(out.len(), 1, "the real return closes it");
+    }
+
+    #[test]
+    fn an_announcement_over_the_job_budget_is_refused_and_counted() {
+        let mut t = JobTracker::new(JobConfig::default());
+        t.set_limits(JobLimits {
+            max_job_bytes: 64 << 10,
+            max_tracked_bytes: 1 << 20,
+        });
+        let t0 = Instant::now();
+        assert!(t.push(&announce("1", 5_000), t0).is_empty());
+        assert_eq!(
+            (t.open_jobs(), t.refused_jobs(), t.tracked_bytes()),
+            (0, 1, 0)
+        );
+        t.push(&announce("2", 100), t0);
+        assert_eq!(t.open_jobs(), 1);
+    }
+
+    #[test]
+    fn announcements_flooding_the_bus_stay_within_the_total_budget() {
+        // Issue 12, finding 3, scaled down: 20 announcements of 2,000 minions.
+        let limits = JobLimits {
+            max_job_bytes: 1 << 20,
+            max_tracked_bytes: 1 << 20,
+        };
+        let mut t = JobTracker::new(JobConfig::default());
+        t.set_limits(limits);
+        let t0 = Instant::now();
+        for jid in 0..20 {
+            t.push(&announce(&jid.to_string(), 2_000), t0);
+            assert!(t.tracked_bytes() <= limits.max_tracked_bytes);
+        }
+        assert!(t.evicted() > 0);
+        assert!(t.open_jobs() < 20);
+        t.flush();
+        assert_eq!(t.tracked_bytes(), 0, "closing a job gives its bytes back");
+    }
+
+    #[test]
+    fn returns_of_untargeted_minions_stay_within_the_budget() {
+        let limits = JobLimits {
+            max_job_bytes: 32 << 10,
+            max_tracked_bytes: 1 << 20,
+        };
+        let mut t = JobTracker::new(JobConfig::default());
+        t.set_limits(limits);
+        let t0 = Instant::now();
+        t.push(&announce("1", 1), t0);
+        for i in 0..2_000 {
+            t.push(&ret("1", &format!("syndic-minion-{i}"), "_return"), t0);
+        }
+        assert!(t.tracked_bytes() <= limits.max_job_bytes);
+        assert!(t.refused_minions() > 0);
+        assert_eq!(t.open_jobs(), 1);
+    }
+}
