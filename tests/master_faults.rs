@@ -213,7 +213,12 @@ async fn a_master_restart_gives_a_gap_marker_and_the_stream_resumes() {
     let daemon = Daemon::run(&config, None, &state, &log);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let hose = firehose(&salt, dir.path(), 200, 25.0, 0);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Events, not seconds, decide when to restart: on a loaded machine the
+    // firehose's Python can take seconds to start.
+    wait_until(&receiver, "events delivered before the restart", |got| {
+        got.iter().any(|(t, _)| t == "saltbridge-test/load")
+    })
+    .await;
     let stopped_at = std::time::SystemTime::now();
     salt = tokio::task::spawn_blocking(move || {
         salt.stop_master();
@@ -223,9 +228,21 @@ async fn a_master_restart_gives_a_gap_marker_and_the_stream_resumes() {
     })
     .await
     .unwrap();
-    let sent = tokio::task::spawn_blocking(move || fired(hose))
-        .await
-        .unwrap();
+    // Once saltbridge says it reconnected, a second firehose makes sure
+    // events are published after the reconnect, however slow the first.
+    wait_until(&receiver, "a gap marker after the restart", |got| {
+        got.iter()
+            .any(|(t, d)| t == "saltbridge/bus/gap" && d["seconds"].as_f64().unwrap_or(0.0) >= 1.0)
+    })
+    .await;
+    let hose2 = firehose(&salt, dir.path(), 200, 5.0, 1_000_000_000);
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut sent = fired(hose);
+        sent.extend(fired(hose2));
+        sent
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let text = daemon.term();
     drop(salt);
@@ -288,4 +305,23 @@ async fn a_master_restart_gives_a_gap_marker_and_the_stream_resumes() {
         "the stream did not resume after the gap marker\n{text}"
     );
     assert!(gap > 0, "no event flowed before the restart\n{text}");
+}
+
+/// Waits (up to 2 minutes) until the events the receiver got satisfy `done`.
+async fn wait_until(receiver: &Receiver, what: &str, done: impl Fn(&[(String, Value)]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: Vec<(String, Value)> = webhook_events(receiver)
+            .into_iter()
+            .map(|(t, d, _)| (t, d))
+            .collect();
+        if done(&got) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
