@@ -33,6 +33,10 @@ use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
 use crate::state_dir::StateDir;
 use drive::{drive, Consumer, End};
 
+/// After a stop, how long the source may take to notice (a read of stdin
+/// never does: it is dropped).
+const STOP_SOURCE_WAIT: Duration = Duration::from_secs(1);
+
 /// How the daemon runs, beside its configuration.
 pub struct Options {
     /// The routes file, watched for reloads when the source is live.
@@ -160,20 +164,49 @@ impl Daemon {
         let _metrics_server = serve_metrics(options.listen, observed).await;
         started(&spec, &src.stats);
         let mut pipeline = Pipeline::new(config, false);
-        let end = drive(&mut pipeline, &mut src.events, reloads, stop, &mut router).await?;
+        // The stop signal is heard in every state: while reading, and after
+        // a finite source's end while the sinks settle (a sink that is down
+        // retries for `give_up_after`).
+        tokio::pin!(stop);
+        let end = drive(
+            &mut pipeline,
+            &mut src.events,
+            reloads,
+            &mut stop,
+            &mut router,
+        )
+        .await?;
         stop_source.trigger();
         router.dispatch(pipeline.flush(Instant::now()));
         router.flush();
-        if end == End::Stopped {
+        let stopping = |stop_sinks: &ShutdownSignal| {
             tracing::info!(timeout = ?options.shutdown_timeout, "stopping: finishing in-flight deliveries");
             stop_sinks.trigger();
+        };
+        let mut stopped = end == End::Stopped;
+        if stopped {
+            stopping(&stop_sinks);
         }
         let source_stats = src.stats.clone();
-        let _ = src.task.await;
+        // A source stuck in a read (stdin) is not waited for after a stop.
+        tokio::select! {
+            _ = &mut src.task => {}
+            _ = &mut stop, if !stopped => {
+                stopped = true;
+                stopping(&stop_sinks);
+                src.task.abort();
+            }
+            _ = tokio::time::sleep(STOP_SOURCE_WAIT), if stopped => src.task.abort(),
+        }
         let sinks = router.sink_stats();
         drop(router);
-        for t in tasks {
-            let _ = t.await;
+        let mut settled = futures_util::future::join_all(tasks);
+        tokio::select! {
+            _ = &mut settled => {}
+            _ = &mut stop, if !stopped => {
+                stopping(&stop_sinks);
+                settled.await;
+            }
         }
         drop(stop_sinks);
         Ok(Report {
