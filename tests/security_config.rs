@@ -100,3 +100,13 @@ fn an_alias_bomb_is_refused() {
     let e = load_str(Path::new("bomb.yaml"), &y, |_| None).unwrap_err();
     assert!(e.to_string().contains("budget"), "{e}");
 }
+
+#[test]
+fn sink_names_that_are_not_one_path_part_are_refused() {
+    for name in ["a/b", "../../x", "..", "-rf"] {
+        let yaml = format!("sinks:\n  '{name}': {{type: blackhole}}\n");
+        let e = load_str(Path::new("r.yaml"), &yaml, |_| None).unwrap_err();
+        assert_eq!(e.0[0].line, 2, "{e}");
+        assert!(e.to_string().contains("a sink's name"), "{e}");
+    }
+}

@@ -30,7 +30,7 @@ use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
 use crate::sink_stats::SinkStats;
 use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
-use crate::state_dir::StateDir;
+use crate::state_dir::{StateDir, StateDirLock};
 use drive::{drive, Consumer, End};
 
 /// After a stop, how long the source may take to notice (a read of stdin
@@ -59,6 +59,8 @@ pub struct Daemon {
     stop_sinks: ShutdownSignal,
     /// `name (kind)` of each sink, for the start-up line.
     described: Vec<String>,
+    /// One `run` per state dir: held until the daemon is dropped.
+    _state_lock: StateDirLock,
 }
 
 /// What the daemon did, for the end-of-run summary.
@@ -75,6 +77,14 @@ impl Daemon {
         sinks: Vec<ConfiguredSink<Sink>>,
         options: Options,
     ) -> Result<Daemon, crate::spool::SpoolError> {
+        let state_lock =
+            options
+                .state_dir
+                .open()
+                .map_err(|source| crate::spool::SpoolError::Io {
+                    dir: options.state_dir.root().to_owned(),
+                    source,
+                })?;
         let dead = DeadLetters::new(options.state_dir.dead_letters());
         let (stop_sinks, sinks_stop) = ShutdownSignal::new();
         let mut spools = HashMap::new();
@@ -114,6 +124,7 @@ impl Daemon {
             dead,
             stop_sinks,
             described,
+            _state_lock: state_lock,
         })
     }
 
@@ -132,6 +143,7 @@ impl Daemon {
             dead,
             stop_sinks,
             described,
+            _state_lock,
         } = self;
         let spec = options.source.clone();
         let routes: Vec<&str> = config.routes.route_names().collect();
