@@ -115,3 +115,33 @@ fn sigterm_stops_a_run_reading_stdin() {
         std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
     );
 }
+
+#[test]
+fn the_state_dir_is_private_and_one_run_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Run::start(dir.path(), DOWN, "jsonl:-", Stdio::piped());
+    let log = wait_for_log(dir.path(), "saltbridge run:");
+    assert!(log.contains("saltbridge run:"), "{log}");
+    let state = dir.path().join("state");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    // Another run, with another sink, on the same state dir.
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, "sinks:\n  hole: {type: blackhole}\nroutes:\n  - name: all\n    match: {tag: '*'}\n    to: [hole]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
+        .args(["run", "--listen", "off", "-s", "jsonl:/dev/null", "-c"])
+        .arg(&other)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("in use by another saltbridge"), "{err}");
+    run_stop(&mut first);
+}
+
+fn run_stop(run: &mut Run) {
+    run.signal("-TERM");
+    assert!(run.exited_within(Duration::from_secs(10)).is_some());
+}
