@@ -48,6 +48,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .fmt_fields(saltbridge::log_text::fields())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -75,6 +76,9 @@ fn main() -> ExitCode {
         Command::Completions(args) => Ok(cli::completions::run(args, Cli::command())),
         Command::Man(args) => cli::man::run(args, Cli::command()),
     };
+    // A read of stdin (`--source jsonl:-`) sits in a blocking thread that
+    // only a new line would end: do not wait for it once the work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(code) => code,
         Err(e) => {

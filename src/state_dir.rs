@@ -8,7 +8,14 @@
 //!   spool/<sink>/inbox/        dead letters handed back by `dlq replay`
 //!   dead-letters.jsonl         what no sink would take
 //!   dead-letters.replayed      the ids `dlq replay` has put back
+//!   LOCK                       held (an OS file lock) while a `run` uses the dir
 //! ```
+//!
+//! The directory holds event data (pillar values, returns): `run` creates
+//! it 0700 (its files are then out of other users' reach whatever their
+//! mode); a directory that exists keeps the mode it was given (systemd's
+//! `StateDirectoryMode`). One `run` at a time: two with different sinks
+//! would share the dead letters.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +32,30 @@ impl StateDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Creates the directory (0700) if it is missing and locks it for
+    /// this process: held until the returned lock is dropped.
+    pub fn open(&self) -> std::io::Result<StateDirLock> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.root)?;
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("LOCK"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
+                "{} is in use by another saltbridge (it holds {}/LOCK): two cannot share a state directory",
+                self.root.display(),
+                self.root.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 
     /// Where sink `name` keeps its spool.
@@ -45,5 +76,66 @@ impl StateDir {
     /// The ids of dead letters already replayed.
     pub fn replayed(&self) -> PathBuf {
         crate::delivery::dead_letter::replayed_path(&self.dead_letters())
+    }
+}
+
+/// The state directory's lock, held while it lives.
+#[derive(Debug)]
+pub struct StateDirLock {
+    _file: std::fs::File,
+}
+
+/// Whether `name` can name a sink: it is a path part in the state dir
+/// (`spool/<name>/`), so 1 to 64 of `A-Z a-z 0-9 _ -`, not starting with `-`.
+pub fn valid_sink_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_names_stay_one_path_part() {
+        for good in ["chat", "kafka-prod", "a_1"] {
+            assert!(valid_sink_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "../../x",
+            "..",
+            ".",
+            "-x",
+            "a b",
+            "ü",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_sink_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_state_dir_is_private_and_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("state"));
+        let lock = state.open().unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(state.root())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let again = state.open().unwrap_err().to_string();
+        assert!(again.contains("in use by another saltbridge"), "{again}");
+        drop(lock);
+        state.open().unwrap();
     }
 }

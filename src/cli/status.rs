@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
+use saltbridge::http_body::read_bounded;
 use saltbridge::metrics::scrape::Scrape;
 use saltbridge::metrics::summary::Summary;
-use saltbridge::metrics::{Listen, DEFAULT_LISTEN};
+use saltbridge::metrics::{Listen, DEFAULT_LISTEN, MAX_METRICS_BYTES};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -64,10 +65,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("reading {url}"))?;
+    let body = read_bounded(response, MAX_METRICS_BYTES).await;
+    if let Some(e) = body.error {
+        return Err(e).with_context(|| format!("reading {url}"));
+    }
+    if body.truncated {
+        eprintln!("{url} sent more than {MAX_METRICS_BYTES} bytes: is that a saltbridge?");
+        return Ok(ExitCode::FAILURE);
+    }
+    let text = String::from_utf8_lossy(&body.bytes);
     let scrape = Scrape::parse(&text).with_context(|| format!("{url} is not Prometheus text"))?;
     if scrape.single("saltbridge_up").is_none() {
         eprintln!("{url} has no saltbridge metrics: is that a saltbridge?");

@@ -52,6 +52,14 @@ fn check_settings(path: &Path, file: &RoutesFile, errors: &mut Vec<ConfigError>)
         ));
     }
     for (name, cfg) in &file.sinks {
+        if !crate::state_dir::valid_sink_name(name) {
+            errors.push(located(
+                path,
+                cfg,
+                format!("sinks.{name}").as_str(),
+                "a sink's name is 1 to 64 of A-Z a-z 0-9 _ - (it names its spool directory)",
+            ));
+        }
         if !cfg.value.is_object() {
             errors.push(located(
                 path,

@@ -21,8 +21,19 @@ pub fn interpolate(
     env: impl Fn(&str) -> Option<String>,
     read_file: impl Fn(&str) -> std::io::Result<String>,
 ) -> Result<String, Vec<InterpolationError>> {
+    interpolate_tracked(text, env, read_file).map(|(text, _)| text)
+}
+
+/// [`interpolate`], also returning a [`Redactor`] that turns every
+/// substituted value back into its placeholder, for errors.
+pub fn interpolate_tracked(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+    read_file: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<(String, Redactor), Vec<InterpolationError>> {
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
+    let mut redactor = Redactor::default();
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut rest = line;
         let mut col = 1u64;
@@ -81,7 +92,12 @@ pub fn interpolate(
                 Ok(v) if v.contains('\n') => {
                     errors.push(err(format!("`${{{name}}}`: the value spans several lines")))
                 }
-                Ok(v) => out.push_str(&v),
+                Ok(v) => {
+                    let placeholder = &tail[..3 + end];
+                    let out_col = out[out.rfind('\n').map_or(0, |i| i + 1)..].chars().count();
+                    redactor.add(n as u64 + 1, out_col as u64 + 1, &v, placeholder);
+                    out.push_str(&v);
+                }
                 Err(e) => errors.push(e),
             }
             col += 3 + body[..end].chars().count() as u64;
@@ -90,9 +106,90 @@ pub fn interpolate(
         out.push_str(rest);
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, redactor))
     } else {
         Err(errors)
+    }
+}
+
+/// One substitution: where its value starts in the substituted text
+/// (1-based line and column), the value, and the placeholder as written.
+#[derive(Clone, PartialEq, Eq)]
+struct Substitution {
+    line: u64,
+    column: u64,
+    value: String,
+    placeholder: String,
+}
+
+/// Every value `interpolate` put into the text, so that errors can show
+/// the file as written: a `${TOKEN}` stays `${TOKEN}` in a message, a
+/// snippet and a column, whatever the token is.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Redactor {
+    subs: Vec<Substitution>,
+}
+
+/// Never prints the values.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} values)", self.subs.len())
+    }
+}
+
+impl Redactor {
+    fn add(&mut self, line: u64, column: u64, value: &str, placeholder: &str) {
+        self.subs.push(Substitution {
+            line,
+            column,
+            value: value.to_owned(),
+            placeholder: placeholder.to_owned(),
+        });
+    }
+
+    /// `text` with every substituted value replaced by its placeholder
+    /// (the longest value first where several start at one place).
+    pub fn redact(&self, text: &str) -> String {
+        let mut values: Vec<&Substitution> =
+            self.subs.iter().filter(|s| !s.value.is_empty()).collect();
+        if values.is_empty() {
+            return text.to_owned();
+        }
+        values.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        'scan: while let Some(c) = rest.chars().next() {
+            for s in &values {
+                if let Some(after) = rest.strip_prefix(s.value.as_str()) {
+                    out.push_str(&s.placeholder);
+                    rest = after;
+                    continue 'scan;
+                }
+            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+        out
+    }
+
+    /// The column in the file as written of `column` (1-based) on `line`
+    /// of the substituted text.
+    pub fn column(&self, line: u64, column: u64) -> u64 {
+        let mut shift: i64 = 0;
+        for s in self
+            .subs
+            .iter()
+            .filter(|s| s.line == line && s.column < column)
+        {
+            let value = s.value.chars().count() as i64;
+            let written = s.placeholder.chars().count() as i64;
+            if column < s.column + value as u64 {
+                // Inside the value: point at its placeholder.
+                return (s.column as i64 + shift).max(1) as u64;
+            }
+            shift += written - value;
+        }
+        (column as i64 + shift).max(1) as u64
     }
 }
 
@@ -124,6 +221,27 @@ mod tests {
             run("a: ${NOPE:-http://x:1/y} ${TOKEN:-z}").unwrap(),
             "a: http://x:1/y s3cret"
         );
+    }
+
+    #[test]
+    fn redactor_shows_the_file_as_written() {
+        let (text, r) = interpolate_tracked(
+            "a: ${TOKEN} x\nb: [${TOKEN}, ${file:/run/secret}] y\n",
+            |k| (k == "TOKEN").then(|| "s3cret".to_owned()),
+            |_| Ok("from-file\n".into()),
+        )
+        .unwrap();
+        assert_eq!(text, "a: s3cret x\nb: [s3cret, from-file] y\n");
+        assert_eq!(
+            r.redact("bad: \"s3cret\" and from-file"),
+            "bad: \"${TOKEN}\" and ${file:/run/secret}"
+        );
+        assert!(!format!("{r:?}").contains("s3cret"));
+        // `y` is at column 24 substituted, 36 as written.
+        assert_eq!(r.column(2, 24), 36);
+        assert_eq!(r.column(2, 6), 5);
+        assert_eq!(r.column(2, 8), 5);
+        assert_eq!(r.column(1, 1), 1);
     }
 
     #[test]

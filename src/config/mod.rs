@@ -19,7 +19,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 use file::RoutesFile;
-use interpolate::interpolate;
+use interpolate::{interpolate_tracked, Redactor};
 pub use sinks::{build_sinks, each_sink, ConfiguredSink};
 
 use crate::jobs::JobConfig;
@@ -39,6 +39,8 @@ pub struct Config {
     pub sinks: BTreeMap<String, serde_json::Value>,
     /// Where each sink is defined (line, column), for errors found later.
     sink_lines: BTreeMap<String, (u64, u64)>,
+    /// The values substituted for `${...}`, kept out of errors found later.
+    redactor: Redactor,
     pub routes: RouteTable,
 }
 
@@ -52,13 +54,60 @@ impl Config {
     pub fn sink_location(&self, name: &str) -> Option<(u64, u64)> {
         self.sink_lines.get(name).copied()
     }
+
+    /// `errors` as the file is written: no substituted value (a secret from
+    /// `${VAR}` or `${file:...}`) in a message, hint or snippet.
+    pub fn redact(&self, errors: ConfigErrors) -> ConfigErrors {
+        redact(&self.redactor, errors)
+    }
 }
+
+/// Every error of `errors` with the substituted values put back as
+/// placeholders, and columns counted in the file as written.
+fn redact(r: &Redactor, errors: ConfigErrors) -> ConfigErrors {
+    ConfigErrors(
+        errors
+            .0
+            .into_iter()
+            .map(|e| ConfigError {
+                column: if e.line > 0 {
+                    r.column(e.line, e.column)
+                } else {
+                    e.column
+                },
+                message: r.redact(&e.message),
+                hint: e.hint.map(|h| r.redact(&h)),
+                snippet: e.snippet.map(|s| r.redact(&s)),
+                ..e
+            })
+            .collect(),
+    )
+}
+
+/// The largest routes file read, in bytes (16 MiB: a hundred times the
+/// README's 10,000 routes). Documented in docs/routes.md.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Loads and checks the routes file at `path`, reading `${ENV}` from the environment.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
+    let text = read_bounded(path)
         .map_err(|e| ConfigError::new(path, None, "", format!("cannot read: {e}")))?;
     load_str(path, &text, |k| std::env::var(k).ok())
+}
+
+/// The text of `path`, refused past [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "the file is larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(text)
 }
 
 /// Loads a routes file from `text`; `path` names the file in messages.
@@ -67,18 +116,28 @@ pub fn load_str(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    let text = interpolate(text, env, |p| std::fs::read_to_string(p)).map_err(|errs| {
-        ConfigErrors(
-            errs.into_iter()
-                .map(|e| ConfigError {
-                    line: e.line,
-                    column: e.column,
-                    ..ConfigError::new(path, None, "", e.message)
-                })
-                .collect(),
-        )
-    })?;
-    let file = parse::parse(path, &text).map_err(|e| ConfigErrors(vec![*e]))?;
+    if text.len() > MAX_FILE_BYTES {
+        let why = format!("the file is larger than {MAX_FILE_BYTES} bytes");
+        return Err(ConfigError::new(path, None, "", why).into());
+    }
+    let (text, redactor) =
+        interpolate_tracked(text, env, |p| std::fs::read_to_string(p)).map_err(|errs| {
+            ConfigErrors(
+                errs.into_iter()
+                    .map(|e| ConfigError {
+                        line: e.line,
+                        column: e.column,
+                        ..ConfigError::new(path, None, "", e.message)
+                    })
+                    .collect(),
+            )
+        })?;
+    load_substituted(path, &text, redactor.clone()).map_err(|e| redact(&redactor, e))
+}
+
+/// Parses and checks `text`, substituted already.
+fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Config, ConfigErrors> {
+    let file = parse::parse(path, text).map_err(|e| ConfigErrors(vec![*e]))?;
     let errors = check::check(path, &file);
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -104,6 +163,7 @@ pub fn load_str(
         jobs,
         sinks: sinks.into_iter().map(|(k, v)| (k, v.value)).collect(),
         sink_lines,
+        redactor,
         routes,
     })
 }

@@ -54,7 +54,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigErr
         });
     }
     let mut field = String::new();
-    serde_saphyr::with_deserializer_from_str(text, |de| {
+    serde_saphyr::with_deserializer_from_str_with_options(text, options(text.len()), |de| {
         serde_path_to_error::deserialize::<_, RoutesFile>(de).map_err(|e| {
             field = clean_path(&e.path().to_string());
             e.into_inner()
@@ -82,6 +82,29 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigErr
         Box::new(err)
     })
 }
+
+/// The parser's budgets, from the size of the text: a YAML node or event
+/// takes at least a byte or two of text unless an alias repeats it, so a
+/// file of any size parses (10,000 routes are about 1.2 MB, 310,000 nodes),
+/// while aliases can make a file at most [`EVENTS_PER_BYTE`] times its size
+/// in events (no billion laughs). Measured: `benches/routes` files.
+fn options(text_bytes: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    let events = EVENTS_PER_BYTE
+        .saturating_mul(text_bytes)
+        .saturating_add(1024);
+    budget.max_events = events;
+    budget.max_nodes = events;
+    budget.max_recorded_anchor_events = events;
+    budget.max_total_scalar_bytes = super::MAX_FILE_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// How many parser events a byte of text may cost, aliases included:
+/// `[[]]` is 4 bytes for 4 events; `- a` 3 bytes for 1.
+const EVENTS_PER_BYTE: usize = 4;
 
 /// `serde_path_to_error` shows the inside of `Spanned` as `.value`.
 fn clean_path(p: &str) -> String {

@@ -65,6 +65,6 @@ pub fn each_sink<T>(
     if errors.is_empty() {
         Ok(built)
     } else {
-        Err(ConfigErrors(errors))
+        Err(config.redact(ConfigErrors(errors)))
     }
 }

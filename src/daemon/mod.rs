@@ -30,8 +30,12 @@ use crate::shutdown::ShutdownSignal;
 use crate::sink::Sink;
 use crate::sink_stats::SinkStats;
 use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
-use crate::state_dir::StateDir;
+use crate::state_dir::{StateDir, StateDirLock};
 use drive::{drive, Consumer, End};
+
+/// After a stop, how long the source may take to notice (a read of stdin
+/// never does: it is dropped).
+const STOP_SOURCE_WAIT: Duration = Duration::from_secs(1);
 
 /// How the daemon runs, beside its configuration.
 pub struct Options {
@@ -55,6 +59,8 @@ pub struct Daemon {
     stop_sinks: ShutdownSignal,
     /// `name (kind)` of each sink, for the start-up line.
     described: Vec<String>,
+    /// One `run` per state dir: held until the daemon is dropped.
+    _state_lock: StateDirLock,
 }
 
 /// What the daemon did, for the end-of-run summary.
@@ -71,6 +77,14 @@ impl Daemon {
         sinks: Vec<ConfiguredSink<Sink>>,
         options: Options,
     ) -> Result<Daemon, crate::spool::SpoolError> {
+        let state_lock =
+            options
+                .state_dir
+                .open()
+                .map_err(|source| crate::spool::SpoolError::Io {
+                    dir: options.state_dir.root().to_owned(),
+                    source,
+                })?;
         let dead = DeadLetters::new(options.state_dir.dead_letters());
         let (stop_sinks, sinks_stop) = ShutdownSignal::new();
         let mut spools = HashMap::new();
@@ -110,6 +124,7 @@ impl Daemon {
             dead,
             stop_sinks,
             described,
+            _state_lock: state_lock,
         })
     }
 
@@ -128,6 +143,7 @@ impl Daemon {
             dead,
             stop_sinks,
             described,
+            _state_lock,
         } = self;
         let spec = options.source.clone();
         let routes: Vec<&str> = config.routes.route_names().collect();
@@ -160,20 +176,49 @@ impl Daemon {
         let _metrics_server = serve_metrics(options.listen, observed).await;
         started(&spec, &src.stats);
         let mut pipeline = Pipeline::new(config, false);
-        let end = drive(&mut pipeline, &mut src.events, reloads, stop, &mut router).await?;
+        // The stop signal is heard in every state: while reading, and after
+        // a finite source's end while the sinks settle (a sink that is down
+        // retries for `give_up_after`).
+        tokio::pin!(stop);
+        let end = drive(
+            &mut pipeline,
+            &mut src.events,
+            reloads,
+            &mut stop,
+            &mut router,
+        )
+        .await?;
         stop_source.trigger();
         router.dispatch(pipeline.flush(Instant::now()));
         router.flush();
-        if end == End::Stopped {
+        let stopping = |stop_sinks: &ShutdownSignal| {
             tracing::info!(timeout = ?options.shutdown_timeout, "stopping: finishing in-flight deliveries");
             stop_sinks.trigger();
+        };
+        let mut stopped = end == End::Stopped;
+        if stopped {
+            stopping(&stop_sinks);
         }
         let source_stats = src.stats.clone();
-        let _ = src.task.await;
+        // A source stuck in a read (stdin) is not waited for after a stop.
+        tokio::select! {
+            _ = &mut src.task => {}
+            _ = &mut stop, if !stopped => {
+                stopped = true;
+                stopping(&stop_sinks);
+                src.task.abort();
+            }
+            _ = tokio::time::sleep(STOP_SOURCE_WAIT), if stopped => src.task.abort(),
+        }
         let sinks = router.sink_stats();
         drop(router);
-        for t in tasks {
-            let _ = t.await;
+        let mut settled = futures_util::future::join_all(tasks);
+        tokio::select! {
+            _ = &mut settled => {}
+            _ = &mut stop, if !stopped => {
+                stopping(&stop_sinks);
+                settled.await;
+            }
         }
         drop(stop_sinks);
         Ok(Report {

@@ -68,12 +68,7 @@ impl DeadLetters {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            *guard = Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+            *guard = Some(private_append(&self.path)?);
         }
         let file = guard
             .as_mut()
@@ -157,4 +152,13 @@ pub fn mark_replayed(dead: &Path, ids: &[u64]) -> std::io::Result<()> {
     let text: String = ids.iter().map(|i| format!("{i}\n")).collect();
     f.write_all(text.as_bytes())?;
     f.sync_all()
+}
+
+/// Opens `path` for appending, created 0600: dead letters hold event data.
+fn private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }

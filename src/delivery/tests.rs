@@ -299,3 +299,65 @@ async fn a_full_spool_counts_what_it_drops() {
         100 - accepted as u64
     );
 }
+
+/// Rejects every request that holds event `t/3` (as a receiver answers 431
+/// to one event's oversized header); records what it took.
+#[derive(Default)]
+struct Picky {
+    took: Mutex<Vec<String>>,
+}
+
+impl Deliver for Picky {
+    async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
+        if batch.iter().any(|o| o.event.tag() == "t/3") {
+            return Err(SendError::Reject {
+                reason: "HTTP 431".into(),
+                status: Some(431),
+            });
+        }
+        let mut took = self.took.lock().unwrap();
+        took.extend(batch.iter().map(|o| o.event.tag().to_owned()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_rejected_event_takes_no_other_of_its_batch_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let sink = Arc::new(Picky::default());
+    let (_signal, stop) = ShutdownSignal::new();
+    let opts = WorkerOptions {
+        settings: settings(10_000),
+        concurrency: 1,
+        batching: Some(Batching {
+            max_events: 10,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_millis(50),
+        }),
+        stop_deadline: Duration::from_millis(500),
+        keep_raw: false,
+    };
+    let handle = start(
+        "s",
+        sink.clone(),
+        opts,
+        &dir.path().join("spool"),
+        DeadLetters::new(&dead),
+        stop,
+    )
+    .unwrap();
+    for n in 0..6 {
+        assert!(handle.spool.offer(ev(n)));
+    }
+    let stats = handle.spool.stats().clone();
+    drop(handle.spool);
+    handle.task.await.unwrap();
+    let mut took = sink.took.lock().unwrap().clone();
+    took.sort();
+    assert_eq!(took, ["t/0", "t/1", "t/2", "t/4", "t/5"]);
+    let dead = dead_lines(&dead);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(SinkStats::get(&stats.delivered), 5);
+    assert_eq!(SinkStats::get(&stats.dead_lettered), 1);
+}

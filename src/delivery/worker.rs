@@ -149,29 +149,87 @@ async fn run<S: Deliver>(
     ctx.stats.not_delivered.store(left, Ordering::Relaxed);
 }
 
+/// How sending some events ended.
+enum Settled {
+    Delivered,
+    /// Rejected by the sink (`rejected`) or given up on: dead letters.
+    Dead {
+        status: Option<u16>,
+        reason: String,
+        rejected: bool,
+    },
+    /// Stop came first: the events stay in the spool.
+    Stopped,
+}
+
 /// Sends `batch` until it is delivered, rejected or given up on (then it
-/// is settled), or until stop (then it stays in the spool).
-async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, mut stop: Shutdown) {
+/// is settled), or until stop (then it stays in the spool). A batch the
+/// sink rejects is sent again one event at a time, so that one bad event
+/// (a tag too long for a header) takes no other down.
+async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, stop: Shutdown) {
+    match send(ctx, &batch.items, stop.clone()).await {
+        Settled::Delivered => {
+            delivered(ctx, &batch.items);
+            batch.settle();
+        }
+        Settled::Stopped => {}
+        Settled::Dead {
+            rejected: true,
+            reason,
+            ..
+        } if batch.items.len() > 1 => {
+            tracing::warn!(sink = %ctx.name, events = batch.items.len(), %reason, "sink rejected a batch: sending its events one by one");
+            let mut all_written = true;
+            for o in &batch.items {
+                let one = std::slice::from_ref(o);
+                match send(ctx, one, stop.clone()).await {
+                    Settled::Delivered => delivered(ctx, one),
+                    // Stays in the spool; what was delivered goes again, with its key.
+                    Settled::Stopped => return,
+                    Settled::Dead { status, reason, .. } => {
+                        all_written &= write_dead(ctx, one, status, &reason);
+                    }
+                }
+            }
+            if all_written {
+                batch.settle();
+            }
+        }
+        Settled::Dead { status, reason, .. } => {
+            if write_dead(ctx, &batch.items, status, &reason) {
+                batch.settle();
+            }
+        }
+    }
+}
+
+fn delivered<S>(ctx: &Ctx<S>, items: &[Outgoing]) {
+    ctx.stats
+        .delivered
+        .fetch_add(items.len() as u64, Ordering::Relaxed);
+    for o in items {
+        ctx.stats.latency.observe(spool::age(&o.event));
+    }
+}
+
+/// Sends `items` as one, retrying, until it settles or stop comes.
+async fn send<S: Deliver>(ctx: &Ctx<S>, items: &[Outgoing], mut stop: Shutdown) -> Settled {
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match ctx.sink.send(&batch.items).await {
-            Ok(()) => {
-                ctx.stats
-                    .delivered
-                    .fetch_add(batch.items.len() as u64, Ordering::Relaxed);
-                for o in &batch.items {
-                    ctx.stats.latency.observe(spool::age(&o.event));
-                }
-                batch.settle();
-                return;
-            }
+        match ctx.sink.send(items).await {
+            Ok(()) => return Settled::Delivered,
             Err(SendError::Reject { reason, status }) => {
                 ctx.stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(sink = %ctx.name, events = batch.items.len(), ?status, %reason, "sink rejected events: dead-lettered");
-                dead_letter(ctx, batch, status, &reason);
-                return;
+                if items.len() == 1 {
+                    tracing::warn!(sink = %ctx.name, events = items.len(), ?status, %reason, "sink rejected events: dead-lettered");
+                }
+                return Settled::Dead {
+                    status,
+                    reason,
+                    rejected: true,
+                };
             }
             Err(SendError::Retry {
                 reason,
@@ -185,9 +243,12 @@ async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, mut stop: Shutdown) {
                         "gave up after {attempt} attempts in {:?}: {reason}",
                         started.elapsed()
                     );
-                    tracing::error!(sink = %ctx.name, events = batch.items.len(), %why, "dead-lettered");
-                    dead_letter(ctx, batch, status, &why);
-                    return;
+                    tracing::error!(sink = %ctx.name, events = items.len(), %why, "dead-lettered");
+                    return Settled::Dead {
+                        status,
+                        reason: why,
+                        rejected: false,
+                    };
                 }
                 ctx.stats.retries.fetch_add(1, Ordering::Relaxed);
                 let delay = policy.delay(attempt, retry_after, rand::random::<f64>());
@@ -197,7 +258,7 @@ async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, mut stop: Shutdown) {
                 tokio::select! {
                     biased;
                     // Stays in the spool for the next start.
-                    _ = stop.wait() => return,
+                    _ = stop.wait() => return Settled::Stopped,
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -205,21 +266,21 @@ async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, mut stop: Shutdown) {
     }
 }
 
-/// Writes `batch` to the dead-letter file and settles it; if the file
-/// cannot be written the batch stays in the spool, to be tried again at
-/// the next start rather than lost.
-fn dead_letter<S>(ctx: &Ctx<S>, batch: Batch, status: Option<u16>, error: &str) {
-    let items: &[Outgoing] = &batch.items;
+/// Writes `items` to the dead-letter file; false if the file cannot be
+/// written: the batch then stays in the spool, to be tried again at the
+/// next start rather than lost.
+fn write_dead<S>(ctx: &Ctx<S>, items: &[Outgoing], status: Option<u16>, error: &str) -> bool {
     match ctx.dead.write(&ctx.name, items, status, error) {
         Ok(()) => {
             ctx.stats
                 .dead_lettered
                 .fetch_add(items.len() as u64, Ordering::Relaxed);
-            batch.settle();
+            true
         }
         Err(e) => {
             tracing::error!(sink = %ctx.name, file = %ctx.dead.path().display(), error = %e,
                 events = items.len(), "cannot write the dead-letter file: the events stay in the spool until the next start");
+            false
         }
     }
 }

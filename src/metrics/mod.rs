@@ -24,6 +24,11 @@ pub use heartbeat::Heartbeat;
 pub use pipeline_stats::PipelineStats;
 pub use server::{Listen, DEFAULT_LISTEN};
 
+/// The most of a `/metrics` answer `saltbridge status` reads, in bytes
+/// (64 MiB; 10,000 routes give about 3 MB). A peer that sends more is not
+/// a saltbridge, and costs no more memory than this.
+pub const MAX_METRICS_BYTES: usize = 64 * 1024 * 1024;
+
 /// Everything a scrape reports: the running daemon's counters.
 #[derive(Debug)]
 pub struct Observed {

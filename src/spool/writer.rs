@@ -234,7 +234,10 @@ fn segment_limit(shared: &Shared) -> u64 {
 
 fn new_segment(shared: &Shared, st: &mut State) -> io::Result<File> {
     let path = shared.dir.join(segment::file_name(st.written));
-    let file = File::options().create(true).append(true).open(&path)?;
+    // 0600: segments hold event data (issue 12).
+    let file =
+        std::os::unix::fs::OpenOptionsExt::mode(File::options().create(true).append(true), 0o600)
+            .open(&path)?;
     file.set_len(0)?;
     st.segments.push_back(Segment {
         first: st.written,

@@ -12,6 +12,7 @@
 //! - other statuses: rejected.
 //! - connection errors, timeouts, a connection closed before the answer:
 //!   retry.
+//! - a TLS certificate that does not verify: rejected at once.
 //!
 //! Every reason names the status, the host (never the URL's path or query,
 //! where webhook tokens live) and a short excerpt of the response body.
@@ -173,6 +174,15 @@ pub fn classify_error(e: &reqwest::Error, host: &str, timeout: Duration) -> Send
     if e.is_builder() {
         return SendError::Reject {
             reason: format!("cannot build the request to {host}: {chain}"),
+            status: None,
+        };
+    }
+    // rustls: "invalid peer certificate: UnknownIssuer" (rustls
+    // src/error.rs, `Error::InvalidCertificate`): an expired, self-signed
+    // or wrong-name certificate does not heal by waiting; dead-letter now.
+    if chain.contains("invalid peer certificate") {
+        return SendError::Reject {
+            reason: format!("TLS: {host}'s certificate is refused: {chain}"),
             status: None,
         };
     }

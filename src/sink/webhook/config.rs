@@ -57,6 +57,11 @@ pub struct WebhookConfig {
     /// Send several events per request, as one JSON array.
     #[serde(default)]
     pub batch: Option<BatchConfig>,
+    /// The longest header value built from an event (`X-Saltbridge-Tag`,
+    /// `X-Saltbridge-Key`, a header template), in bytes: longer tags are
+    /// cut, a longer rendered template rejects only that event.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
 }
 
 /// The chat formats a webhook sink can produce by itself.
@@ -147,6 +152,12 @@ fn default_signature_header() -> String {
 fn default_timestamp_header() -> String {
     DEFAULT_TIMESTAMP_HEADER.to_owned()
 }
+/// 1 KiB: far below the 8 KiB per header line that nginx, Apache and
+/// Node accept, which leaves room for the other headers.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 1024;
+fn default_max_header_bytes() -> usize {
+    DEFAULT_MAX_HEADER_BYTES
+}
 fn default_max_events() -> usize {
     100
 }
@@ -216,6 +227,13 @@ impl WebhookConfig {
                 name,
                 "concurrency",
                 format!("must be between 1 and {MAX_CONCURRENCY}"),
+            ));
+        }
+        if self.max_header_bytes < 64 {
+            return Err(SinkConfigError::new(
+                name,
+                "max_header_bytes",
+                "must be at least 64",
             ));
         }
         if let Some(b) = &self.batch {
@@ -326,6 +344,7 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("concurrency", &self.concurrency)
             .field("batch", &self.batch)
+            .field("max_header_bytes", &self.max_header_bytes)
             .finish()
     }
 }

@@ -96,7 +96,7 @@ impl WebhookSink {
         let config = WebhookConfig::parse(name, value)?;
         let mut env = template::environment();
 
-        let url = template::compile(&mut env, "url", &config.url)
+        let url = template::compile(&mut env, template::URL_TEMPLATE, &config.url)
             .map_err(|e| template_error(name, "url", &e))?;
         if let Text::Static(s) = &url {
             check_url(s).map_err(|m| SinkConfigError::new(name, "url", m))?;
@@ -291,27 +291,14 @@ impl WebhookSink {
             .body(body)
             .send()
             .await;
-        let mut response = match response {
+        let response = match response {
             Ok(r) => r,
             Err(e) => return Err(classify::classify_error(&e, &host, self.config.timeout)),
         };
         let status = response.status();
         let resp_headers = response.headers().clone();
-        let mut got = Vec::new();
-        let read = loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = classify::MAX_BODY - got.len();
-                    got.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if got.len() >= classify::MAX_BODY {
-                        break Ok(());
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        if let Err(e) = read {
+        let body = crate::http_body::read_bounded(response, classify::MAX_BODY).await;
+        if let Some(e) = body.error {
             // A 2xx whose body broke off counts as delivered, unless the body
             // holds the answer (DingTalk, Feishu).
             if status.is_success()
@@ -320,6 +307,7 @@ impl WebhookSink {
                 return Err(classify::classify_error(&e, &host, self.config.timeout));
             }
         }
+        let got = body.bytes;
         classify::classify(
             status,
             &resp_headers,
@@ -412,14 +400,15 @@ impl WebhookSink {
     ) -> Result<HeaderMap, SendError> {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let max = self.config.max_header_bytes;
         if let Some(first) = batch.first() {
             h.insert(
                 HeaderName::from_static(KEY_HEADER),
-                lossy_header_value(&first.key),
+                lossy_header_value(&first.key, max),
             );
             h.insert(
                 HeaderName::from_static(TAG_HEADER),
-                lossy_header_value(first.event.tag()),
+                lossy_header_value(first.event.tag(), max),
             );
         }
         if self.config.batch.is_some() {
@@ -430,6 +419,12 @@ impl WebhookSink {
         }
         for (name, t) in &self.headers {
             let v = template::render(&self.env, t, ctx).map_err(SendError::reject)?;
+            if v.trim().len() > max {
+                return Err(SendError::reject(format!(
+                    "header {name}: the template rendered {} bytes, more than max_header_bytes ({max})",
+                    v.trim().len()
+                )));
+            }
             let v = HeaderValue::from_str(v.trim()).map_err(|_| {
                 SendError::reject(format!(
                     "header {name}: the template rendered an invalid header value"
@@ -447,7 +442,7 @@ impl WebhookSink {
             let sig = sign::saltbridge_signature(&a.secret, ts, body)
                 .map_err(|_| SendError::reject("cannot sign"))?;
             h.insert(ts_name.clone(), HeaderValue::from(ts));
-            h.insert(sig_name.clone(), lossy_header_value(&sig));
+            h.insert(sig_name.clone(), lossy_header_value(&sig, usize::MAX));
         }
         Ok(h)
     }
@@ -462,19 +457,26 @@ fn host_of(url: &Url) -> String {
     }
 }
 
-/// A header value for text that may hold control characters (a tag):
-/// those are percent-encoded.
-fn lossy_header_value(s: &str) -> HeaderValue {
-    if let Ok(v) = HeaderValue::from_str(s) {
-        return v;
-    }
-    let mut clean = String::with_capacity(s.len());
+/// A header value for text from an event (a tag): control characters
+/// and `%` percent-encoded, cut to at most `max` bytes (on a character
+/// boundary, `...` marking the cut) so that no receiver refuses the request
+/// for one long tag (HTTP 431).
+fn lossy_header_value(s: &str, max: usize) -> HeaderValue {
+    let mut clean = String::with_capacity(s.len().min(max));
     for c in s.chars() {
         if (c.is_ascii_control() && c != '\t') || c == '%' {
             clean.push_str(&format!("%{:02X}", c as u32));
         } else {
             clean.push(c);
         }
+    }
+    if clean.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+        clean.push_str("...");
     }
     HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static(""))
 }
@@ -485,12 +487,25 @@ mod tests {
 
     #[test]
     fn header_values_survive_control_characters() {
-        assert_eq!(lossy_header_value("salt/job/1/ret/a"), "salt/job/1/ret/a");
-        assert_eq!(lossy_header_value("my/tag\n%x"), "my/tag%0A%25x");
         assert_eq!(
-            lossy_header_value("ünïcode/tag").as_bytes(),
+            lossy_header_value("salt/job/1/ret/a", 1024),
+            "salt/job/1/ret/a"
+        );
+        assert_eq!(lossy_header_value("my/tag\n%x", 1024), "my/tag%0A%25x");
+        assert_eq!(
+            lossy_header_value("ünïcode/tag", 1024).as_bytes(),
             "ünïcode/tag".as_bytes()
         );
+    }
+
+    #[test]
+    fn header_values_from_events_are_bounded() {
+        let long = "a/".repeat(40_000);
+        let v = lossy_header_value(&long, 1024);
+        assert_eq!(v.len(), 1024);
+        assert!(v.to_str().unwrap().ends_with("..."));
+        let v = lossy_header_value(&"ü".repeat(1000), 100);
+        assert!(v.len() <= 100 && v.as_bytes().ends_with(b"..."));
     }
 
     #[test]

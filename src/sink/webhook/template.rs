@@ -40,7 +40,45 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("failed_states", failed_states_filter);
     env.add_filter("truncate", truncate_filter);
     env.add_filter("urlencode", urlencode_filter);
+    env.set_formatter(url_formatter);
     env
+}
+
+/// In the `url` template every interpolated value is percent-encoded
+/// (everything but `A-Z a-z 0-9 - _ . ~`), so that event data stays one
+/// path segment, query value or fragment: an id of `../../admin?all=1#`
+/// cannot rewrite the request. `| safe` inserts a value as is (a whole
+/// URL taken from the event, trusted); `| urlencode` is not encoded twice.
+/// Other templates print values as they are.
+fn url_formatter(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    if state.name() != URL_TEMPLATE || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    if value.is_undefined() || value.is_none() {
+        return Ok(());
+    }
+    let mut encoded = String::new();
+    percent_encode(&value.to_string(), &mut encoded);
+    out.write_str(&encoded)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+}
+
+/// The name the sink compiles its `url` template under.
+pub const URL_TEMPLATE: &str = "url";
+
+/// Percent-encodes everything but `A-Z a-z 0-9 - _ . ~` (RFC 3986's unreserved).
+fn percent_encode(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
 }
 
 /// Renders every template once over an empty event with chainable
@@ -125,16 +163,7 @@ fn truncate_filter(s: String, max: Option<usize>) -> String {
 
 /// `{{ data.fun | urlencode }}`: percent-encodes everything but
 /// `A-Z a-z 0-9 - _ . ~`; a map becomes `k=v&k=v`.
-fn urlencode_filter(v: Value) -> String {
-    fn enc(s: &str, out: &mut String) {
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
+fn urlencode_filter(v: Value) -> Value {
     let mut out = String::new();
     if v.kind() == minijinja::value::ValueKind::Map {
         if let Ok(keys) = v.try_iter() {
@@ -142,16 +171,17 @@ fn urlencode_filter(v: Value) -> String {
                 if i > 0 {
                     out.push('&');
                 }
-                enc(&k.to_string(), &mut out);
+                percent_encode(&k.to_string(), &mut out);
                 out.push('=');
                 let val = v.get_item(&k).unwrap_or_default();
-                enc(&val.to_string(), &mut out);
+                percent_encode(&val.to_string(), &mut out);
             }
         }
     } else if !v.is_undefined() && !v.is_none() {
-        enc(&v.to_string(), &mut out);
+        percent_encode(&v.to_string(), &mut out);
     }
-    out
+    // Encoded already: the `url` template's formatter leaves it alone.
+    Value::from_safe_string(out)
 }
 
 /// Appends the default body of one event:
@@ -172,4 +202,41 @@ pub fn write_default_event(out: &mut Vec<u8>, o: &Outgoing) {
     out.extend_from_slice(b",\"source\":");
     write_str(out, o.event.source());
     out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render_url(source: &str, data: serde_json::Value) -> String {
+        let mut env = environment();
+        let t = compile(&mut env, URL_TEMPLATE, source).unwrap();
+        let ctx = minijinja::context! { data => Value::from(Serde(data)), tag => "a/b" };
+        render(&env, &t, &ctx).unwrap().into_owned()
+    }
+
+    #[test]
+    fn url_templates_escape_event_data() {
+        let data =
+            serde_json::json!({"id": "../../admin/delete?all=1#", "n": 7, "q": {"a b": "c&d"}});
+        assert_eq!(
+            render_url(
+                "https://h/minions/{{ data.id }}/x?n={{ data.n }}",
+                data.clone()
+            ),
+            "https://h/minions/..%2F..%2Fadmin%2Fdelete%3Fall%3D1%23/x?n=7"
+        );
+        assert_eq!(
+            render_url("https://h/?{{ data.q | urlencode }}", data.clone()),
+            "https://h/?a%20b=c%26d"
+        );
+        assert_eq!(
+            render_url(
+                "{{ data.url | safe }}",
+                serde_json::json!({"url": "https://h/a?b=c"})
+            ),
+            "https://h/a?b=c"
+        );
+        assert_eq!(render_url("https://h/{{ data.none }}", data), "https://h/");
+    }
 }
