@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use saltbridge::event::Event;
 use saltbridge::shutdown::ShutdownSignal;
+use saltbridge::source::EventReceiver;
 use saltbridge::source::{self, ReaderOptions, SourceSpec, SourceStats, GAP_TAG, OVERFLOW_TAG};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc::Receiver;
 
 fn opts(capacity: usize) -> ReaderOptions {
     ReaderOptions {
@@ -26,14 +26,14 @@ fn capture(name: &str) -> Vec<u8> {
     std::fs::read(support::fixtures::fixtures().join(name)).unwrap()
 }
 
-async fn next(rx: &mut Receiver<Event>) -> Event {
+async fn next(rx: &mut EventReceiver) -> Event {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("no event within 10 s")
         .expect("source ended")
 }
 
-async fn tags(rx: &mut Receiver<Event>, n: usize) -> Vec<String> {
+async fn tags(rx: &mut EventReceiver, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(next(rx).await.tag().to_owned());
@@ -156,5 +156,53 @@ async fn a_stuck_consumer_never_stalls_the_socket() {
     assert_eq!(marker.tag(), OVERFLOW_TAG);
     assert_eq!(marker.data()["dropped"], total - capacity as u64);
     assert_eq!(next(&mut src.events).await.tag(), seen[0]);
+    signal.trigger();
+}
+
+/// A peer that stops in the middle of a frame (Salt writes frames whole)
+/// is dropped after `stall_timeout` and reconnected, with a gap marker; a
+/// quiet bus between frames is not.
+#[tokio::test]
+async fn a_peer_stalled_mid_frame_is_dropped_and_reconnected() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (signal, shutdown) = ShutdownSignal::new();
+    let opts = ReaderOptions {
+        stall_timeout: Duration::from_millis(300),
+        ..opts(1024)
+    };
+    let mut src = source::spawn(SourceSpec::Tcp(addr.to_string()), opts, shutdown);
+    let bytes = capture("3008.4/g_ipc_mode_tcp.bin");
+    let want = tags_of("3008.4/g_ipc_mode_tcp.jsonl");
+
+    // Whole frames, then a quiet second: nothing happens.
+    let (mut first, _) = listener.accept().await.unwrap();
+    first.write_all(&bytes).await.unwrap();
+    assert_eq!(tags(&mut src.events, want.len()).await, want);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        SourceStats::get(&src.stats.connects),
+        1,
+        "a quiet bus is not a stall"
+    );
+
+    // Half a frame, then silence with the connection open: dropped.
+    first.write_all(&bytes[..bytes.len() / 2]).await.unwrap();
+    let (mut second, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("no reconnect after a stall mid-frame")
+        .unwrap();
+    second.write_all(&bytes).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 1 + want.len() * 2 {
+        let ev = next(&mut src.events).await;
+        if ev.tag() == GAP_TAG {
+            break;
+        }
+        seen.push(ev.tag().to_owned());
+    }
+    assert_eq!(SourceStats::get(&src.stats.connects), 2);
+    assert_eq!(SourceStats::get(&src.stats.gaps), 1);
+    drop(first);
     signal.trigger();
 }

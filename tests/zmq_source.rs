@@ -9,9 +9,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use saltbridge::event::Event;
 use saltbridge::shutdown::ShutdownSignal;
+use saltbridge::source::EventReceiver;
 use saltbridge::source::{self, ReaderOptions, SourceSpec, GAP_TAG};
 use serde_json::Value;
-use tokio::sync::mpsc::Receiver;
 use zeromq::{PubSocket, Socket, SocketSend, ZmqMessage};
 
 const PROBE: &[u8] = b"saltbridge-test/probe\n\n\x80";
@@ -34,7 +34,7 @@ fn legacy_messages() -> Vec<(Vec<u8>, String, Value)> {
 
 /// PUB/SUB drops what is sent before the subscription arrives: publish a
 /// probe until the reader sees one, then the stream is live.
-async fn wait_until_subscribed(publisher: &mut PubSocket, rx: &mut Receiver<Event>) -> Vec<Event> {
+async fn wait_until_subscribed(publisher: &mut PubSocket, rx: &mut EventReceiver) -> Vec<Event> {
     let mut before = Vec::new();
     for _ in 0..200 {
         publisher

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::RouteTable;
+use crate::source::EventReceiver;
 
 /// What a caller does with what the pipeline decided.
 pub trait Consumer {
@@ -61,7 +62,7 @@ const BEAT_EVERY: Duration = crate::metrics::heartbeat::BEAT_EVERY;
 /// still held in the pipeline is left for the caller to flush.
 pub async fn drive(
     pipeline: &mut Pipeline,
-    events: &mut mpsc::Receiver<Event>,
+    events: &mut EventReceiver,
     mut reloads: Option<mpsc::Receiver<Config>>,
     stop: impl Future<Output = ()>,
     consumer: &mut impl Consumer,

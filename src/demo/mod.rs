@@ -127,7 +127,8 @@ pub async fn replay(
             )))?,
         }
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel(events.len().max(1));
+    // Room for the whole session: every event is queued before driving.
+    let (tx, mut rx) = crate::source::channel::channel(events.len(), usize::MAX);
     for ev in events {
         let _ = tx.try_send(ev);
     }

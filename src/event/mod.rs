@@ -130,6 +130,17 @@ impl Event {
         self.raw.as_ref()
     }
 
+    /// Bytes this event holds on the heap, roughly: its tag, its JSON text
+    /// and the bus bytes it keeps, plus a fixed overhead. What bounds the
+    /// channel between the source and the pipeline in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        const OVERHEAD: usize = 128;
+        OVERHEAD
+            + self.tag.len()
+            + self.data.as_str().len()
+            + self.raw.as_ref().map_or(0, |r| r.body.len())
+    }
+
     /// A stable key for this event, the same every time the same bus event
     /// is delivered (after a retry, a replay or a restart), so consumers can
     /// drop the duplicates that at-least-once delivery allows. It is the

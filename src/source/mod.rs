@@ -4,7 +4,7 @@
 //! the bounded channel to the next stage. Live sources (`ipc`, `tcp`, `zmq`)
 //! never wait on that channel: a Salt 3008 master disconnects a reader that
 //! falls 10,000 events behind, and the bus has no replay, so when the channel
-//! is full the event is dropped, counted and logged, and a
+//! is full (in events or in bytes) the event is dropped, counted and logged, and a
 //! `saltbridge/bus/overflow` marker follows once there is room again. File
 //! sources (`jsonl`, `capture`) have no master to lose, so they wait instead.
 //!
@@ -13,6 +13,7 @@
 //! construction and never opens `master_event_pull.ipc`.
 
 pub mod capture;
+pub mod channel;
 pub mod ipc;
 pub mod jsonl;
 pub mod master_config;
@@ -28,12 +29,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use crate::decode::DEFAULT_MAX_FRAME;
 use crate::event::Event;
 use crate::shutdown::Shutdown;
+pub use channel::EventReceiver;
+use channel::{BytesSender, TrySendError};
 pub use spec::{SourceSpec, SpecError, DEFAULT_IPC_SOCKET, DEFAULT_TCP_ADDR};
+
+/// Default bound of the channel to the pipeline in bytes (see `channel`).
+pub const DEFAULT_CHANNEL_MAX_BYTES: usize = 64 << 20;
 
 /// Tag of the marker emitted after a reconnect.
 pub const GAP_TAG: &str = "saltbridge/bus/gap";
@@ -45,8 +50,16 @@ pub const OVERFLOW_TAG: &str = "saltbridge/bus/overflow";
 pub struct ReaderOptions {
     /// Events buffered between the reader and the next stage.
     pub channel_capacity: usize,
+    /// Bytes those events may hold ([`Event::heap_bytes`]).
+    pub channel_max_bytes: usize,
     /// Largest accepted frame; see `decode::framing`.
     pub max_frame: usize,
+    /// How long a peer may stay silent in the middle of a frame before the
+    /// connection is dropped and made again (a gap marker follows). Salt
+    /// writes each frame whole, so a frame cut short and never finished is a
+    /// stalled or hostile peer, not a quiet bus; a quiet bus between frames
+    /// is never timed out.
+    pub stall_timeout: Duration,
     /// First reconnect delay; doubles up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
@@ -56,7 +69,9 @@ impl Default for ReaderOptions {
     fn default() -> Self {
         ReaderOptions {
             channel_capacity: 65_536,
+            channel_max_bytes: DEFAULT_CHANNEL_MAX_BYTES,
             max_frame: DEFAULT_MAX_FRAME,
+            stall_timeout: Duration::from_secs(30),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
         }
@@ -113,7 +128,7 @@ pub enum SourceError {
 /// The source's end of the channel to the next stage.
 #[derive(Debug)]
 pub struct EventSender {
-    tx: mpsc::Sender<Event>,
+    tx: BytesSender,
     wait_when_full: bool,
     stats: Arc<SourceStats>,
     source: Arc<str>,
@@ -144,20 +159,20 @@ impl EventSender {
                         "event channel has room again after dropping events");
                     self.dropped_run = 0;
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(TrySendError::Full(_)) => {
                     self.drop_one();
                     return Ok(());
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(ReceiverGone),
+                Err(TrySendError::Closed) => return Err(ReceiverGone),
             }
         }
         match self.tx.try_send(ev) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 self.drop_one();
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(ReceiverGone),
+            Err(TrySendError::Closed) => Err(ReceiverGone),
         }
     }
 
@@ -202,14 +217,14 @@ impl EventSender {
 
 /// A started source: the receiving end of its channel and its counters.
 pub struct SourceHandle {
-    pub events: mpsc::Receiver<Event>,
+    pub events: EventReceiver,
     pub stats: Arc<SourceStats>,
     pub task: tokio::task::JoinHandle<Result<(), SourceError>>,
 }
 
 /// Starts reading `spec` on a task of its own.
 pub fn spawn(spec: SourceSpec, opts: ReaderOptions, shutdown: Shutdown) -> SourceHandle {
-    let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
+    let (tx, rx) = channel::channel(opts.channel_capacity, opts.channel_max_bytes);
     let stats = Arc::new(SourceStats::default());
     let sender = EventSender {
         tx,

@@ -40,10 +40,22 @@ pub(crate) async fn read_stream<S: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        // Bytes left in the buffer after decoding are an unfinished frame.
+        let mid_frame = !buf.is_empty();
         let read = tokio::select! {
             biased;
             _ = shutdown.wait() => return StreamEnd::Shutdown,
             r = stream.read_buf(&mut buf) => r,
+            _ = stall(mid_frame, opts.stall_timeout) => {
+                return StreamEnd::Error(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the peer sent no byte for {} in the middle of a frame ({} bytes of it read)",
+                        humantime::format_duration(opts.stall_timeout),
+                        buf.len()
+                    ),
+                ))
+            }
         };
         let now = SystemTime::now();
         match read {
@@ -65,6 +77,15 @@ pub(crate) async fn read_stream<S: AsyncRead + Unpin>(
             }
             Err(e) => return StreamEnd::Error(e),
         }
+    }
+}
+
+/// Completes after `timeout` when `mid_frame`, else never (for `select!`).
+async fn stall(mid_frame: bool, timeout: std::time::Duration) {
+    if mid_frame {
+        tokio::time::sleep(timeout).await
+    } else {
+        std::future::pending().await
     }
 }
 

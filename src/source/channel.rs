@@ -1,0 +1,197 @@
+//! The channel between a source and the pipeline, bounded twice: in events
+//! (`channel_capacity`) and in bytes (`channel_max_bytes`).
+//!
+//! A bound in events alone lets a few large events take a lot of memory:
+//! 65,536 events of 4 MB each (a minion can fire one: `max_event_size` is
+//! off by default on a master) are 256 GB; measured, 4 MB events took a
+//! 683 MB peak. So the sender also counts the bytes each queued event holds
+//! ([`Event::heap_bytes`]) and treats the channel as full when the next
+//! event would pass the byte bound. One event larger than the whole bound
+//! still passes an empty channel: the frame size limit (`--max-frame`)
+//! bounds it, and refusing it would lose it for nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::event::Event;
+
+/// Bytes queued, shared by both ends.
+#[derive(Debug)]
+struct Queued {
+    bytes: AtomicUsize,
+    max_bytes: usize,
+    /// Woken when the receiver takes an event (a waiting file source).
+    taken: Notify,
+}
+
+/// Makes a channel bounded by `capacity` events and `max_bytes` bytes.
+pub fn channel(capacity: usize, max_bytes: usize) -> (BytesSender, EventReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let queued = Arc::new(Queued {
+        bytes: AtomicUsize::new(0),
+        max_bytes: max_bytes.max(1),
+        taken: Notify::new(),
+    });
+    (
+        BytesSender {
+            tx,
+            queued: queued.clone(),
+        },
+        EventReceiver { rx, queued },
+    )
+}
+
+/// Why an event was not queued. `Full` hands the event back, as tokio's
+/// `TrySendError` does; boxing it would cost an allocation per full send.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The channel is at one of its bounds; the event comes back.
+    Full(Event),
+    /// The receiver has gone.
+    Closed,
+}
+
+/// The sending end.
+#[derive(Debug)]
+pub struct BytesSender {
+    tx: mpsc::Sender<Event>,
+    queued: Arc<Queued>,
+}
+
+impl BytesSender {
+    /// Queues `ev` if both bounds allow it; never waits.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, ev: Event) -> Result<(), TrySendError> {
+        let cost = ev.heap_bytes();
+        let now = self.queued.bytes.load(Ordering::Acquire);
+        if now > 0 && now.saturating_add(cost) > self.queued.max_bytes {
+            return Err(TrySendError::Full(ev));
+        }
+        // Counted before the send so the receiver never subtracts first.
+        self.queued.bytes.fetch_add(cost, Ordering::AcqRel);
+        match self.tx.try_send(ev) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.queued.bytes.fetch_sub(cost, Ordering::AcqRel);
+                match e {
+                    mpsc::error::TrySendError::Full(ev) => Err(TrySendError::Full(ev)),
+                    mpsc::error::TrySendError::Closed(_) => Err(TrySendError::Closed),
+                }
+            }
+        }
+    }
+
+    /// Queues `ev`, waiting while the channel is at a bound (file sources).
+    #[allow(clippy::result_large_err)]
+    pub async fn send(&self, mut ev: Event) -> Result<(), TrySendError> {
+        loop {
+            // Registered before the check, so a take between the check and
+            // the wait still wakes this sender.
+            let taken = self.queued.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            match self.try_send(ev) {
+                Err(TrySendError::Full(back)) => {
+                    ev = back;
+                    tokio::select! {
+                        _ = &mut taken => {}
+                        _ = self.tx.closed() => return Err(TrySendError::Closed),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The receiving end: the pipeline's.
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: mpsc::Receiver<Event>,
+    queued: Arc<Queued>,
+}
+
+impl EventReceiver {
+    /// The next event; `None` once the source has ended and all is taken.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let ev = self.rx.recv().await;
+        self.took(ev.as_ref());
+        ev
+    }
+
+    /// The next event if one is queued.
+    pub fn try_recv(&mut self) -> Result<Event, mpsc::error::TryRecvError> {
+        let ev = self.rx.try_recv();
+        self.took(ev.as_ref().ok());
+        ev
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.bytes.load(Ordering::Acquire)
+    }
+
+    fn took(&self, ev: Option<&Event>) {
+        if let Some(ev) = ev {
+            self.queued
+                .bytes
+                .fetch_sub(ev.heap_bytes(), Ordering::AcqRel);
+            self.queued.taken.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(pad: usize) -> Event {
+        Event::synthetic("t", json!({"pad": "x".repeat(pad)}), Arc::from("test"))
+    }
+
+    #[test]
+    fn the_byte_bound_fills_the_channel_before_the_event_bound() {
+        let (tx, mut rx) = channel(1000, 10_000);
+        let mut sent = 0;
+        while tx.try_send(event(1000)).is_ok() {
+            sent += 1;
+        }
+        assert!(
+            (8..=10).contains(&sent),
+            "{sent} events of ~1.1 KB under 10 KB"
+        );
+        assert!(rx.queued_bytes() <= 10_000);
+        assert!(rx.try_recv().is_ok());
+        assert!(tx.try_send(event(1000)).is_ok(), "room again after a take");
+        while rx.try_recv().is_ok() {}
+        assert_eq!(rx.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn one_event_larger_than_the_bound_passes_an_empty_channel() {
+        let (tx, mut rx) = channel(10, 1000);
+        assert!(tx.try_send(event(5000)).is_ok());
+        assert!(matches!(tx.try_send(event(1)), Err(TrySendError::Full(_))));
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(rx.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_goes_on_when_the_receiver_takes() {
+        let (tx, mut rx) = channel(10, 2000);
+        tx.try_send(event(1500)).unwrap();
+        let waiting = tokio::spawn(async move { tx.send(event(1500)).await.is_ok() });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        assert!(rx.recv().await.is_some());
+        assert!(waiting.await.unwrap());
+        assert!(rx.recv().await.is_some());
+    }
+}
