@@ -2,39 +2,36 @@
 //! every state, the state dir is private and locked, sink names stay
 //! inside it.
 
+mod support;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `saltbridge run` that is killed on every path, panics included.
+/// A `saltbridge run` that is killed on every path, panics included (its
+/// process group, by `support::process`).
 struct Run {
-    child: Child,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    child: support::process::ProcessGroup,
 }
 
 impl Run {
     fn start(dir: &Path, routes: &str, source: &str, stdin: Stdio) -> Run {
         let config = dir.join("routes.yaml");
         std::fs::write(&config, routes).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_saltbridge"))
-            .args(["run", "--listen", "off", "--shutdown-timeout", "1s", "-c"])
-            .arg(&config)
-            .args(["-s", source, "--state-dir"])
-            .arg(dir.join("state"))
-            .env("RUST_LOG", "info")
-            .stdin(stdin)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).unwrap())
-            .spawn()
-            .unwrap();
+        let child = support::process::spawn(
+            support::daemon::command()
+                .args(["run", "--listen", "off", "--shutdown-timeout", "1s", "-c"])
+                .arg(&config)
+                .args(["-s", source, "--state-dir"])
+                .arg(dir.join("state"))
+                .env("RUST_LOG", "info")
+                .stdin(stdin)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("log")).unwrap()),
+        )
+        .unwrap();
         Run { child }
     }
 

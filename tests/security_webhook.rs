@@ -6,16 +6,16 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use saltbridge::event::Event;
 use saltbridge::outgoing::Outgoing;
+use saltbridge::receiver::Receiver;
 use saltbridge::sink::webhook::WebhookSink;
 use saltbridge::sink::SendError;
 use serde_json::json;
-use support::http_receiver::Receiver;
 
 fn sink(settings: serde_json::Value) -> WebhookSink {
     WebhookSink::from_config("hook", &settings).unwrap_or_else(|e| panic!("{e}"))
@@ -27,7 +27,7 @@ fn event(tag: &str, data: serde_json::Value) -> Outgoing {
 
 #[tokio::test]
 async fn a_long_tag_is_cut_in_its_header_and_the_event_delivered() {
-    let rx = Receiver::start().await;
+    let rx = Receiver::start().await.unwrap();
     let s = sink(json!({"type": "webhook", "url": rx.url("/hook")}));
     let tag = format!("evil/{}", "x".repeat(100_000));
     s.send(&[event(&tag, json!({"n": 1}))])
@@ -47,7 +47,7 @@ async fn a_long_tag_is_cut_in_its_header_and_the_event_delivered() {
 
 #[tokio::test]
 async fn event_data_stays_inside_its_url_component() {
-    let rx = Receiver::start().await;
+    let rx = Receiver::start().await.unwrap();
     let s = sink(
         json!({"type": "webhook", "url": rx.url("/minions/{{ data.id }}/done?jid={{ data.jid }}")}),
     );
@@ -67,16 +67,10 @@ async fn event_data_stays_inside_its_url_component() {
 }
 
 /// `openssl s_server` with a self-signed certificate, killed on drop.
+/// Killed with its process group on every path (`support::process`).
 struct TlsServer {
-    child: Child,
+    _child: support::process::ProcessGroup,
     port: u16,
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn tls_server(dir: &std::path::Path) -> Option<TlsServer> {
@@ -109,24 +103,28 @@ fn tls_server(dir: &std::path::Path) -> Option<TlsServer> {
         .local_addr()
         .ok()?
         .port();
-    let child = Command::new("openssl")
-        .args([
-            "s_server",
-            "-www",
-            "-quiet",
-            "-accept",
-            &port.to_string(),
-            "-cert",
-        ])
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = TlsServer { child, port };
+    let child = support::process::spawn(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-www",
+                "-quiet",
+                "-accept",
+                &port.to_string(),
+                "-cert",
+            ])
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .ok()?;
+    let server = TlsServer {
+        _child: child,
+        port,
+    };
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if t0.elapsed() > Duration::from_secs(5) {
