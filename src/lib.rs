@@ -20,6 +20,7 @@ pub mod outgoing;
 pub mod pipeline;
 pub mod receiver;
 pub mod route;
+pub mod route_cases;
 pub mod salt;
 pub mod shutdown;
 pub mod sink;

@@ -7,9 +7,8 @@
 //! inbox, so it is safe while `saltbridge run` is running (it picks them up
 //! within a second) and when it is not (the next start does); replayed ids
 //! are recorded in `dead-letters.replayed` and not replayed twice unless
-//! asked.
+//! asked. The logic is `saltbridge::delivery::dlq`'s; this file parses and prints.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Subcommand};
 
 use saltbridge::delivery::dead_letter::{self, Entry};
-use saltbridge::spool::{self, inbox};
+use saltbridge::delivery::dlq::{self, ReplayStep};
 use saltbridge::state_dir::StateDir;
 
 /// Arguments of `saltbridge dlq`.
@@ -79,11 +78,13 @@ fn parse_since(s: &str) -> Result<SystemTime, String> {
 }
 
 impl Filter {
-    fn keeps(&self, e: &Entry) -> bool {
-        (self.all || !e.replayed)
-            && self.sink.as_ref().is_none_or(|s| *s == e.sink)
-            && self.since.is_none_or(|t| e.time.is_some_and(|et| et >= t))
-            && (self.ids.is_empty() || self.ids.contains(&e.id))
+    fn to_lib(&self) -> dlq::Filter {
+        dlq::Filter {
+            sink: self.sink.clone(),
+            since: self.since,
+            ids: self.ids.clone(),
+            all: self.all,
+        }
     }
 }
 
@@ -101,13 +102,13 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
         );
     }
     match args.command {
-        DlqCommand::List(f) => Ok(list(&dead, &entries, &f)),
+        DlqCommand::List(f) => Ok(list(&dead, &entries, &f.to_lib())),
         DlqCommand::Show { ids } => Ok(show(&entries, &ids)),
-        DlqCommand::Replay(f) => replay(&state_dir, &dead, &entries, &f),
+        DlqCommand::Replay(f) => replay(&state_dir, &dead, &entries, &f.to_lib()),
     }
 }
 
-fn list(dead: &Path, entries: &[Entry], f: &Filter) -> ExitCode {
+fn list(dead: &Path, entries: &[Entry], f: &dlq::Filter) -> ExitCode {
     let shown: Vec<&Entry> = entries.iter().filter(|e| f.keeps(e)).collect();
     if shown.is_empty() {
         eprintln!(
@@ -142,11 +143,10 @@ fn list(dead: &Path, entries: &[Entry], f: &Filter) -> ExitCode {
             clip(&e.error, 80)
         );
     }
-    let mut per_sink: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in &shown {
-        *per_sink.entry(&e.sink).or_default() += 1;
-    }
-    let sums: Vec<String> = per_sink.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    let sums: Vec<String> = dlq::count_per_sink(&shown)
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
     eprintln!("{} dead letters ({})", shown.len(), sums.join(", "));
     ExitCode::SUCCESS
 }
@@ -156,12 +156,7 @@ fn show(entries: &[Entry], ids: &[u64]) -> ExitCode {
     for id in ids {
         match entries.iter().find(|e| e.id == *id) {
             Some(e) => {
-                let mut v: serde_json::Value =
-                    serde_json::from_str(&e.line).unwrap_or(serde_json::Value::Null);
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("id".into(), (*id).into());
-                    o.insert("replayed".into(), e.replayed.into());
-                }
+                let v = dlq::shown(e);
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
             None => {
@@ -177,38 +172,29 @@ fn replay(
     state_dir: &StateDir,
     dead: &Path,
     entries: &[Entry],
-    f: &Filter,
+    f: &dlq::Filter,
 ) -> anyhow::Result<ExitCode> {
     let chosen: Vec<&Entry> = entries.iter().filter(|e| f.keeps(e)).collect();
     if chosen.is_empty() {
         eprintln!("nothing to replay in {}", dead.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let mut by_sink: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-    for e in &chosen {
-        by_sink.entry(&e.sink).or_default().push(e);
-    }
     let bar = progress(chosen.len() as u64);
-    for (sink, list) in by_sink {
-        let spool = state_dir.spool(sink);
-        // A batch per inbox file keeps a long replay's progress visible
-        // and a crash mid-way cheap to resume (ids are marked per batch).
-        for chunk in list.chunks(5_000) {
-            let lines: Vec<String> = chunk.iter().map(|e| e.line.clone()).collect();
-            let ids: Vec<u64> = chunk.iter().map(|e| e.id).collect();
-            inbox::deliver(&spool, &lines).map_err(|e| {
-                anyhow::anyhow!("cannot write to {}: {e}", inbox::dir(&spool).display())
-            })?;
-            dead_letter::mark_replayed(dead, &ids)?;
-            bar.inc(chunk.len() as u64);
+    dlq::replay(state_dir, dead, &chosen, |step| match step {
+        ReplayStep::Chunk(n) => bar.inc(n as u64),
+        ReplayStep::SinkDone {
+            sink,
+            events,
+            running,
+        } => {
+            let who = if running {
+                "the running saltbridge queues them within a second"
+            } else {
+                "saltbridge is not running: the next `saltbridge run` queues them"
+            };
+            bar.suspend(|| eprintln!("sink {sink}: {events} events put back ({who})"));
         }
-        let who = if spool::in_use(&spool) {
-            "the running saltbridge queues them within a second"
-        } else {
-            "saltbridge is not running: the next `saltbridge run` queues them"
-        };
-        bar.suspend(|| eprintln!("sink {sink}: {} events put back ({who})", list.len()));
-    }
+    })?;
     bar.finish_and_clear();
     eprintln!("replayed {} dead letters", chosen.len());
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@
 //! Nothing accepted is dropped silently.
 
 pub mod dead_letter;
+pub mod dlq;
 pub mod retry;
 mod worker;
 

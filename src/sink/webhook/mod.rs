@@ -218,23 +218,6 @@ impl WebhookSink {
         self.config.concurrency
     }
 
-    /// Batch limits, if batching is on; `send` then takes up to
-    /// `max_events` events and sends them as one JSON array.
-    pub fn batch(&self) -> Option<&BatchConfig> {
-        self.config.batch.as_ref()
-    }
-
-    /// About how many body bytes `o` adds to a batched request with the
-    /// default body, for the delivery layer's `max_bytes` accounting.
-    pub fn size_hint(&self, o: &Outgoing) -> usize {
-        o.event.tag().len()
-            + o.event.data_json().len()
-            + o.route.len()
-            + o.key.len()
-            + o.event.source().len()
-            + 96
-    }
-
     /// Sends one request for `batch` and classifies the outcome.
     ///
     /// With batching on, the whole slice goes as one JSON array. With it
