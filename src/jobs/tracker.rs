@@ -74,6 +74,7 @@ impl JobTracker {
 
     /// Looks at one event in bus order; returns the summaries it completes
     /// (and those of jobs whose deadline passed, or evicted at the cap).
+    // Over 80 lines: one match over the kinds of job event, each arm short and in bus order.
     pub fn push(&mut self, ev: &Event, now: Instant) -> Vec<Event> {
         let now = self.advance(now);
         let mut out = Vec::new();
