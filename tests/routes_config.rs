@@ -56,6 +56,9 @@ const BROKEN: &[(&str, &str, u64, &str, &str)] = &[
     ("zero per-function wait", "jobs:\n  wait:\n    'state.*': 0s\n", 3, "jobs.wait", "longer than 0s"),
     ("bad per-function wait", "jobs:\n  wait:\n    'state.*': soon\n", 3, "jobs.wait", "duration"),
     ("wait not a map", "jobs:\n  wait: [state.apply]\n", 2, "jobs.wait", "a map from a glob"),
+    ("misspelt max_job_bytes", "jobs:\n  max_jobs_bytes: 1MiB\n", 2, "jobs.max_jobs_bytes", "did you mean `max_job_bytes`"),
+    ("bad max_job_bytes", "jobs:\n  max_job_bytes: lots\n", 2, "jobs.max_job_bytes", "expected a size such as 1GiB"),
+    ("zero max_tracked_bytes", "jobs:\n  max_tracked_bytes: 0\n", 2, "jobs.max_tracked_bytes", "at least 1 byte"),
 ];
 
 #[test]
@@ -154,5 +157,19 @@ fn tag_globs_agree_with_python_fnmatch() {
         "{} disagreements:\n{}",
         wrong.len(),
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn job_byte_budgets_are_read_like_other_byte_sizes() {
+    let yaml = "jobs:\n  max_job_bytes: 2MiB\n  max_tracked_bytes: 500000000\n";
+    let config = load_str(Path::new("routes.yaml"), yaml, env).unwrap();
+    assert_eq!(config.jobs.max_job_bytes, 2 << 20);
+    assert_eq!(config.jobs.max_tracked_bytes, 500_000_000);
+    let config = load_str(Path::new("routes.yaml"), "jobs: {}\n", env).unwrap();
+    assert_eq!(
+        (config.jobs.max_job_bytes, config.jobs.max_tracked_bytes),
+        (16 << 20, 64 << 20),
+        "defaults"
     );
 }

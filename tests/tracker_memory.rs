@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use saltbridge::event::Event;
-use saltbridge::jobs::{JobConfig, JobLimits, JobTracker};
+use saltbridge::jobs::{JobConfig, JobTracker};
 use serde_json::json;
 
 fn rss_kib() -> u64 {
@@ -23,8 +23,8 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn sixty_huge_announcements_stay_within_the_budget() {
-    let limits = JobLimits::default();
-    let mut t = JobTracker::new(JobConfig::default());
+    let limits = JobConfig::default();
+    let mut t = JobTracker::new(limits.clone());
     let t0 = Instant::now();
     let before = rss_kib();
     let ids: Vec<String> = (0..100_000)

@@ -84,7 +84,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(report: &Report) {
-    let (source, sinks, dead) = (&report.source, &report.sinks, &report.dead_letters);
+    let (source, sinks, dead, jobs) = (
+        &report.source,
+        &report.sinks,
+        &report.dead_letters,
+        &report.jobs,
+    );
     let g = SinkStats::get;
     let mut lines = vec![format!(
         "saltbridge: read {} events ({} malformed, {} dropped on a full buffer, {} gaps)",
@@ -93,6 +98,10 @@ fn print_report(report: &Report) {
         SourceStats::get(&source.dropped),
         SourceStats::get(&source.gaps)
     )];
+    lines.push(format!(
+        "  jobs: {} summarised, {} evicted early, {} announcements refused (max_job_bytes), {} minion entries refused (byte budgets), {} job events fired by minions ignored",
+        jobs.summarised, jobs.evicted, jobs.refused_jobs, jobs.refused_minions, jobs.minion_fired
+    ));
     let (mut parked, mut kept) = (0, 0);
     let mut sorted: Vec<&(String, Arc<SinkStats>)> = sinks.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -100,13 +109,14 @@ fn print_report(report: &Report) {
         parked += g(&s.dead_lettered);
         kept += g(&s.not_delivered);
         lines.push(format!(
-            "  sink {name}: {} accepted, {} delivered, {} retries, {} dead-lettered, {} left in the spool, {} dropped on a full spool",
+            "  sink {name}: {} accepted, {} delivered, {} retries, {} dead-lettered, {} left in the spool, {} dropped on a full spool, {} corrupt spool records skipped",
             g(&s.accepted),
             g(&s.delivered),
             g(&s.retries),
             g(&s.dead_lettered),
             g(&s.not_delivered),
-            g(&s.overflowed)
+            g(&s.overflowed),
+            g(&s.corrupt_records)
         ));
     }
     if kept > 0 {

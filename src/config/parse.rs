@@ -39,6 +39,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "gather_job_timeout",
     "wait",
     "max_jobs",
+    "max_job_bytes",
+    "max_tracked_bytes",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {

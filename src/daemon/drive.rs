@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::jobs::JobCounts;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::RouteTable;
 use crate::source::EventReceiver;
@@ -33,6 +34,9 @@ pub trait Consumer {
 
     /// About once a second.
     fn housekeeping(&mut self) {}
+
+    /// The job tracker's counters after each step (cheap: a copy).
+    fn job_counts(&mut self, _counts: JobCounts) {}
 
     /// A reloaded configuration is about to replace the pipeline's `current` routes.
     fn reloading(&mut self, _current: &RouteTable, _new: &Config) {}
@@ -96,6 +100,7 @@ pub async fn drive(
                 continue;
             }
         };
+        consumer.job_counts(pipeline.job_tracker().counts());
         consumer.outcomes(outcomes).await?;
         // One write per burst: once the source has nothing waiting.
         if events.is_empty() {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{reload, Config, ConfiguredSink};
 use crate::delivery::{self, DeadLetters, SpoolHandle};
+use crate::jobs::JobCounts;
 use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
 use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
@@ -68,6 +69,8 @@ pub struct Report {
     pub source: Arc<SourceStats>,
     pub sinks: Vec<(String, Arc<SinkStats>)>,
     pub dead_letters: PathBuf,
+    /// The job tracker's counters at the end (after the final flush).
+    pub jobs: JobCounts,
 }
 
 impl Daemon {
@@ -191,6 +194,8 @@ impl Daemon {
         stop_source.trigger();
         router.dispatch(pipeline.flush(Instant::now()));
         router.flush();
+        let jobs = pipeline.job_tracker().counts();
+        router.pipeline_stats.set_jobs(jobs);
         let stopping = |stop_sinks: &ShutdownSignal| {
             tracing::info!(timeout = ?options.shutdown_timeout, "stopping: finishing in-flight deliveries");
             stop_sinks.trigger();
@@ -225,6 +230,7 @@ impl Daemon {
             source: source_stats,
             sinks,
             dead_letters: dead.path().to_owned(),
+            jobs,
         })
     }
 }
@@ -296,6 +302,10 @@ impl Consumer for Router {
         for q in self.spools.values() {
             q.tick();
         }
+    }
+
+    fn job_counts(&mut self, counts: JobCounts) {
+        self.pipeline_stats.set_jobs(counts);
     }
 
     fn reloading(&mut self, _current: &RouteTable, new: &Config) {

@@ -26,6 +26,15 @@ pub struct JobConfig {
     /// Most jobs open at once; beyond it the oldest is summarised, incomplete.
     #[serde(deserialize_with = "nonzero")]
     pub max_jobs: usize,
+    /// Most bytes one job may take (estimated, see [`super::limits`]); a
+    /// larger announcement is refused, and a minion entry that would pass it
+    /// is not recorded.
+    #[serde(deserialize_with = "crate::byte_size::deserialize_nonzero_usize")]
+    pub max_job_bytes: usize,
+    /// Most bytes all open jobs may take together; beyond it the oldest is
+    /// summarised early, marked incomplete.
+    #[serde(deserialize_with = "crate::byte_size::deserialize_nonzero_usize")]
+    pub max_tracked_bytes: usize,
 }
 
 impl Default for JobConfig {
@@ -36,6 +45,8 @@ impl Default for JobConfig {
             gather_job_timeout: Duration::from_secs(10),
             waits: Vec::new(),
             max_jobs: 10_000,
+            max_job_bytes: super::limits::DEFAULT_MAX_JOB_BYTES,
+            max_tracked_bytes: super::limits::DEFAULT_MAX_TRACKED_BYTES,
         }
     }
 }

@@ -48,7 +48,7 @@ pub(super) struct Job {
     pub find_job_polls: u32,
     /// Expected minions that have neither returned nor are missing.
     pub(super) pending: usize,
-    /// Estimated memory, charged against the [`JobLimits`](super::JobLimits).
+    /// Estimated memory, charged against the byte budgets (`max_job_bytes`, `max_tracked_bytes` in [`JobConfig`](super::JobConfig)).
     pub(super) bytes: usize,
     pub(super) seq: u64,
     pub(super) deadline: Instant,

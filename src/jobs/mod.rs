@@ -41,8 +41,7 @@ mod tests;
 mod tracker;
 
 pub use config::JobConfig;
-pub use limits::JobLimits;
-pub use tracker::JobTracker;
+pub use tracker::{JobCounts, JobTracker};
 
 /// Tag prefix of the summaries; the full tag is `saltbridge/job/<jid>/summary`.
 pub const SUMMARY_TAG_PREFIX: &str = "saltbridge/job/";

@@ -12,10 +12,23 @@ use serde_json::{Map, Value};
 use super::classify::{classify, strings, JobEvent};
 use super::digest::ReturnDigest;
 use super::job::{FindJob, Job};
-use super::limits::{self, JobLimits};
+use super::limits;
 use super::summary::{self, Closed};
 use super::{summary_tag, JobConfig};
 use crate::event::Event;
+
+/// The tracker's counters at one moment ([`JobTracker::counts`]); each is
+/// described at its accessor on [`JobTracker`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JobCounts {
+    pub open_jobs: u64,
+    pub summarised: u64,
+    pub evicted: u64,
+    pub refused_jobs: u64,
+    pub refused_minions: u64,
+    pub minion_fired: u64,
+    pub tracked_bytes: u64,
+}
 
 /// Follows jobs and emits their summaries; see the module documentation.
 ///
@@ -33,7 +46,6 @@ pub struct JobTracker {
     closed_set: HashSet<Box<str>>,
     summarised: u64,
     evicted: u64,
-    limits: JobLimits,
     /// Sum of the open jobs' `bytes`.
     tracked_bytes: usize,
     refused_jobs: u64,
@@ -54,7 +66,6 @@ impl JobTracker {
             closed_set: HashSet::new(),
             summarised: 0,
             evicted: 0,
-            limits: JobLimits::default(),
             tracked_bytes: 0,
             refused_jobs: 0,
             refused_minions: 0,
@@ -62,12 +73,8 @@ impl JobTracker {
         }
     }
 
-    /// New memory budgets; open jobs are kept even if they now exceed them.
-    pub fn set_limits(&mut self, limits: JobLimits) {
-        self.limits = limits;
-    }
-
-    /// New settings (a reloaded routes file). Open jobs keep their deadlines.
+    /// New settings (a reloaded routes file). Open jobs keep their deadlines,
+    /// and are kept even if they now exceed new byte budgets.
     pub fn reconfigure(&mut self, cfg: JobConfig) {
         self.cfg = cfg;
     }
@@ -104,7 +111,7 @@ impl JobTracker {
                     false => 0,
                 };
                 let cost = limits::minion_bytes(id, Some(&digest)) - paid;
-                if !admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                     self.refuse_minion(&jid, id);
                     return out;
                 }
@@ -149,7 +156,7 @@ impl JobTracker {
                         return out;
                     }
                     let cost = limits::minion_bytes(id, None);
-                    if !admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                    if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                         self.refuse_minion(&target, id);
                         return out;
                     }
@@ -249,6 +256,19 @@ impl JobTracker {
         self.tracked_bytes
     }
 
+    /// All the counters above at once, for metrics and the run summary.
+    pub fn counts(&self) -> JobCounts {
+        JobCounts {
+            open_jobs: self.jobs.len() as u64,
+            summarised: self.summarised,
+            evicted: self.evicted,
+            refused_jobs: self.refused_jobs,
+            refused_minions: self.refused_minions,
+            minion_fired: self.minion_fired,
+            tracked_bytes: self.tracked_bytes as u64,
+        }
+    }
+
     fn refuse_minion(&mut self, jid: &str, id: &str) {
         self.refused_minions += 1;
         if self.refused_minions.is_power_of_two() {
@@ -256,8 +276,8 @@ impl JobTracker {
                 jid,
                 minion = id,
                 refused = self.refused_minions,
-                max_job_bytes = self.limits.max_job_bytes,
-                max_tracked_bytes = self.limits.max_tracked_bytes,
+                max_job_bytes = self.cfg.max_job_bytes,
+                max_tracked_bytes = self.cfg.max_tracked_bytes,
                 "job tracker: a minion entry was refused at the byte budget"
             );
         }
@@ -298,9 +318,9 @@ impl JobTracker {
         let opened = !self.jobs.contains_key(jid.as_str());
         if opened {
             let cost = limits::job_bytes(ev, listed);
-            if cost > self.limits.max_job_bytes {
+            if cost > self.cfg.max_job_bytes {
                 self.refused_jobs += 1;
-                tracing::warn!(%jid, minions = listed, bytes = cost, max_job_bytes = self.limits.max_job_bytes,
+                tracing::warn!(%jid, minions = listed, bytes = cost, max_job_bytes = self.cfg.max_job_bytes,
                     refused = self.refused_jobs, "job tracker: an announcement is larger than max_job_bytes; the job is not tracked");
                 return;
             }
@@ -330,7 +350,7 @@ impl JobTracker {
             // The opening announcement paid for its minions; a later one pays for new ones.
             if !opened && !job.minions.contains_key(id) {
                 let cost = limits::minion_bytes(id, None);
-                if !admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+                if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                     refused += 1;
                     continue;
                 }
@@ -340,7 +360,7 @@ impl JobTracker {
         for id in strings(data.get("missing")) {
             let paid = opened || job.minions.contains_key(id);
             let cost = limits::minion_bytes(id, None);
-            if paid || admit(&self.limits, &mut self.tracked_bytes, job, cost) {
+            if paid || admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                 job.set_missing(id);
             } else {
                 refused += 1;
@@ -373,7 +393,7 @@ impl JobTracker {
     ) -> Option<&mut Job> {
         while self.jobs.len() >= self.cfg.max_jobs.max(1)
             || (!self.jobs.is_empty()
-                && self.tracked_bytes.saturating_add(bytes) > self.limits.max_tracked_bytes)
+                && self.tracked_bytes.saturating_add(bytes) > self.cfg.max_tracked_bytes)
         {
             let Some(oldest) = self.by_seq.values().next().cloned() else {
                 break;
@@ -381,9 +401,9 @@ impl JobTracker {
             self.evicted += 1;
             out.push(self.close(&oldest, Closed::Evicted));
         }
-        if self.tracked_bytes.saturating_add(bytes) > self.limits.max_tracked_bytes {
+        if self.tracked_bytes.saturating_add(bytes) > self.cfg.max_tracked_bytes {
             self.refused_jobs += 1;
-            tracing::warn!(%jid, bytes, max_tracked_bytes = self.limits.max_tracked_bytes,
+            tracing::warn!(%jid, bytes, max_tracked_bytes = self.cfg.max_tracked_bytes,
                 "job tracker: a job is larger than max_tracked_bytes; it is not tracked");
             return None;
         }
@@ -452,7 +472,7 @@ impl JobTracker {
 }
 
 /// Charges `cost` more bytes to `job` if both budgets allow it.
-fn admit(limits: &JobLimits, tracked: &mut usize, job: &mut Job, cost: usize) -> bool {
+fn admit(limits: &JobConfig, tracked: &mut usize, job: &mut Job, cost: usize) -> bool {
     let job_after = job.bytes.saturating_add(cost);
     let total_after = tracked.saturating_add(cost);
     if job_after > limits.max_job_bytes || total_after > limits.max_tracked_bytes {

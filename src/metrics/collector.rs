@@ -39,6 +39,7 @@ impl Collector for Observed {
         self.encode_process(&mut enc)?;
         self.encode_source(&mut enc)?;
         self.encode_pipeline(&mut enc)?;
+        self.encode_jobs(&mut enc)?;
         self.encode_sinks(&mut enc)
     }
 }
@@ -213,6 +214,52 @@ impl Observed {
             "Events dropped by a noise preset (drop.find_job, drop.auth, drop.minion_refresh).",
             "preset",
             p.noise().into_iter().map(|(k, n)| (k, count(n))),
+        )
+    }
+
+    fn encode_jobs(&self, enc: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        let j = self.pipeline.jobs();
+        let counters = [
+            (
+                "saltbridge_jobs_summarised",
+                "Job summaries emitted.",
+                j.summarised,
+            ),
+            (
+                "saltbridge_jobs_evicted",
+                "Jobs summarised early, incomplete, at max_jobs or max_tracked_bytes.",
+                j.evicted,
+            ),
+            (
+                "saltbridge_jobs_refused",
+                "Job announcements refused as larger than max_job_bytes.",
+                j.refused_jobs,
+            ),
+            (
+                "saltbridge_jobs_refused_minions",
+                "Minion entries of a job not recorded because a byte budget was reached.",
+                j.refused_minions,
+            ),
+            (
+                "saltbridge_jobs_minion_fired",
+                "Job events a minion fired with event.send, ignored by the job tracker.",
+                j.minion_fired,
+            ),
+        ];
+        for (metric, help, n) in counters {
+            single(enc, metric, help, count(n))?;
+        }
+        single(
+            enc,
+            "saltbridge_jobs_open",
+            "Jobs the tracker follows now.",
+            ConstGauge::new(j.open_jobs),
+        )?;
+        single(
+            enc,
+            "saltbridge_jobs_tracked_bytes",
+            "Estimated bytes the open jobs take (bounded by max_tracked_bytes).",
+            ConstGauge::new(j.tracked_bytes),
         )
     }
 

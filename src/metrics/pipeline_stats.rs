@@ -1,16 +1,19 @@
-//! Counters of the deciding stages: twins dropped per kind, and what routing
-//! made of each event (matches per route, unmatched, noise presets).
+//! Counters of the deciding stages: twins dropped per kind, the job
+//! tracker's counters, and what routing made of each event (matches per
+//! route, unmatched, noise presets).
 //!
 //! The twin filter and the route table are plain in-process code with no
 //! shared state, so the main loop records each [`Outcome`] here after the
 //! fact. Twin kinds are a fixed set, so they are atomics; route names come
 //! from the routes file and change on reload, so they sit in a small map
-//! (one lock per routed event, held for a few increments).
+//! (one lock per routed event, held for a few increments). The job tracker
+//! keeps its own counters; the main loop copies them here after each step.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::jobs::JobCounts;
 use crate::pipeline::Outcome;
 use crate::twins::TwinKind;
 
@@ -31,6 +34,7 @@ pub struct PipelineStats {
     routes: Mutex<BTreeMap<String, RouteCounts>>,
     /// Dropped by a noise preset (`drop.find_job`, ...), by preset.
     noise: Mutex<BTreeMap<String, u64>>,
+    jobs: Mutex<JobCounts>,
 }
 
 impl PipelineStats {
@@ -98,6 +102,16 @@ impl PipelineStats {
     /// Counts per route, by name.
     pub fn routes(&self) -> BTreeMap<String, RouteCounts> {
         lock(&self.routes).clone()
+    }
+
+    /// The job tracker's counters as of its last step.
+    pub fn set_jobs(&self, counts: JobCounts) {
+        *lock(&self.jobs) = counts;
+    }
+
+    /// The job tracker's counters, as last set.
+    pub fn jobs(&self) -> JobCounts {
+        *lock(&self.jobs)
     }
 
     /// Events dropped by each noise preset.

@@ -1,5 +1,5 @@
 //! What `saltbridge status` shows: a scrape of `/metrics` grouped for a
-//! person (source, sinks, routes, twins), as a table or as JSON.
+//! person (source, sinks, jobs, routes, twins), as a table or as JSON.
 //!
 //! It is built from the same text Prometheus reads, so `status` can never
 //! disagree with the dashboards; latency percentiles are estimated from the
@@ -18,6 +18,7 @@ pub struct Summary {
     pub uptime_seconds: Option<f64>,
     pub sources: Vec<SourceSummary>,
     pub sinks: Vec<SinkSummary>,
+    pub jobs: JobsSummary,
     pub routes: Vec<RouteSummary>,
     pub unmatched: u64,
     pub twins_dropped: BTreeMap<String, u64>,
@@ -47,9 +48,22 @@ pub struct SinkSummary {
     pub failures: u64,
     pub dead_letters: u64,
     pub dropped: u64,
+    pub corrupt_records: u64,
     /// Estimated from the latency histogram; None before the first delivery.
     pub latency_p50_seconds: Option<f64>,
     pub latency_p99_seconds: Option<f64>,
+}
+
+/// The job tracker's counters (`saltbridge_jobs_*`).
+#[derive(Debug, Serialize)]
+pub struct JobsSummary {
+    pub open: u64,
+    pub tracked_bytes: u64,
+    pub summarised: u64,
+    pub evicted: u64,
+    pub refused: u64,
+    pub refused_minions: u64,
+    pub minion_fired: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,6 +121,7 @@ impl Summary {
                     failures: get("saltbridge_sink_failures_total"),
                     dead_letters: get("saltbridge_sink_dead_letters_total"),
                     dropped: get("saltbridge_sink_dropped_total"),
+                    corrupt_records: get("saltbridge_spool_corrupt_records_total"),
                     latency_p50_seconds: quantile(&buckets, 0.5),
                     latency_p99_seconds: quantile(&buckets, 0.99),
                     sink: name,
@@ -129,11 +144,22 @@ impl Summary {
                 .map(|(k, v)| (k, whole(Some(v))))
                 .collect()
         };
+        let job = |name: &str| whole(s.single(name));
+        let jobs = JobsSummary {
+            open: job("saltbridge_jobs_open"),
+            tracked_bytes: job("saltbridge_jobs_tracked_bytes"),
+            summarised: job("saltbridge_jobs_summarised_total"),
+            evicted: job("saltbridge_jobs_evicted_total"),
+            refused: job("saltbridge_jobs_refused_total"),
+            refused_minions: job("saltbridge_jobs_refused_minions_total"),
+            minion_fired: job("saltbridge_jobs_minion_fired_total"),
+        };
         Summary {
             version,
             uptime_seconds,
             sources,
             sinks,
+            jobs,
             routes,
             unmatched: whole(s.single("saltbridge_events_unmatched_total")),
             twins_dropped: counts("saltbridge_twins_dropped_total", "kind"),
@@ -182,6 +208,7 @@ impl Summary {
             "FAILURES",
             "DEAD LETTERS",
             "DROPPED",
+            "CORRUPT",
             "LATENCY P50",
             "P99",
         ])];
@@ -195,10 +222,34 @@ impl Summary {
                 s.failures.to_string(),
                 s.dead_letters.to_string(),
                 s.dropped.to_string(),
+                s.corrupt_records.to_string(),
                 latency(s.latency_p50_seconds),
                 latency(s.latency_p99_seconds),
             ]);
         }
+        push_table(&mut out, &rows);
+        let j = &self.jobs;
+        let cells = [
+            j.open,
+            j.tracked_bytes,
+            j.summarised,
+            j.evicted,
+            j.refused,
+            j.refused_minions,
+            j.minion_fired,
+        ];
+        let rows = vec![
+            row(&[
+                "JOBS OPEN",
+                "TRACKED BYTES",
+                "SUMMARISED",
+                "EVICTED",
+                "REFUSED",
+                "REFUSED MINIONS",
+                "MINION-FIRED",
+            ]),
+            cells.iter().map(u64::to_string).collect(),
+        ];
         push_table(&mut out, &rows);
         let mut rows = vec![row(&["ROUTE", "MATCHES", "DEDUPLICATED"])];
         for r in &self.routes {
@@ -293,6 +344,13 @@ saltbridge_events_unmatched_total 5
 saltbridge_sink_accepted_total{sink="hook"} 6
 saltbridge_sink_delivered_total{sink="hook"} 4
 saltbridge_sink_queue_events{sink="hook"} 2
+saltbridge_spool_corrupt_records_total{sink="hook"} 3
+saltbridge_jobs_open 2
+saltbridge_jobs_tracked_bytes 4096
+saltbridge_jobs_summarised_total 7
+saltbridge_jobs_refused_total 1
+saltbridge_jobs_refused_minions_total 9
+saltbridge_jobs_minion_fired_total 4
 saltbridge_delivery_latency_seconds_bucket{sink="hook",le="0.001"} 2
 saltbridge_delivery_latency_seconds_bucket{sink="hook",le="0.002"} 4
 saltbridge_delivery_latency_seconds_bucket{sink="hook",le="+Inf"} 4
@@ -313,6 +371,13 @@ saltbridge_delivery_latency_seconds_bucket{sink="hook",le="+Inf"} 4
         let hook = &s.sinks[0];
         assert_eq!((hook.delivered, hook.queue_events, hook.retries), (4, 2, 0));
         assert_eq!(hook.latency_p50_seconds, Some(0.001));
+        assert_eq!(hook.corrupt_records, 3);
+        let j = &s.jobs;
+        assert_eq!(
+            (j.open, j.tracked_bytes, j.summarised, j.evicted),
+            (2, 4096, 7, 0)
+        );
+        assert_eq!((j.refused, j.refused_minions, j.minion_fired), (1, 9, 4));
         assert_eq!((s.routes[0].matches, s.routes[0].deduplicated), (6, 2));
         assert_eq!(s.unmatched, 5);
         assert_eq!(s.twins_dropped["minion_start"], 1);
@@ -327,6 +392,23 @@ saltbridge_delivery_latency_seconds_bucket{sink="hook",le="+Inf"} 4
         assert_eq!(cells[..4], ["tcp:127.0.0.1:4512", "yes", "12", "3456"]);
         let hook_line = table.lines().find(|l| l.starts_with("hook")).unwrap();
         assert!(hook_line.contains("1.0 ms"), "{hook_line}");
+        let hook_cells: Vec<&str> = hook_line.split_whitespace().collect();
+        assert_eq!(
+            hook_cells[7..9],
+            ["0", "3"],
+            "dropped, corrupt: {hook_line}"
+        );
+        let jobs_header = table
+            .lines()
+            .position(|l| l.starts_with("JOBS OPEN"))
+            .unwrap();
+        let jobs_cells: Vec<&str> = table
+            .lines()
+            .nth(jobs_header + 1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(jobs_cells, ["2", "4096", "7", "0", "1", "9", "4"]);
         assert!(table
             .lines()
             .any(|l| l.starts_with("twin minion_start") && l.ends_with(" 1")));
