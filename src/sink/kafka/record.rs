@@ -22,6 +22,24 @@ use crate::outgoing::Outgoing;
 use crate::salt::Fnmatch;
 use crate::sink::SinkConfigError;
 
+/// Longest header value built from event data (the tag, a header
+/// template), in bytes; a longer one is cut and ends in `...`. Any minion
+/// chooses its tags: the tag is whole in the payload, the header is for
+/// routing and filtering, as the webhook's `max_header_bytes`.
+pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
+
+/// `s` cut to [`MAX_HEADER_VALUE_BYTES`] on a character boundary.
+fn bounded(s: &str) -> String {
+    if s.len() <= MAX_HEADER_VALUE_BYTES {
+        return s.to_owned();
+    }
+    let mut end = MAX_HEADER_VALUE_BYTES - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
 /// The headers every record carries.
 pub const HEADER_TAG: &str = "saltbridge-tag";
 pub const HEADER_KEY: &str = "saltbridge-key";
@@ -98,13 +116,13 @@ impl RecordBuilder {
         };
         let ev = &out.event;
         let mut headers = Vec::with_capacity(4 + self.headers.len());
-        headers.push((HEADER_TAG.to_string(), ev.tag().to_string()));
+        headers.push((HEADER_TAG.to_string(), bounded(ev.tag())));
         headers.push((HEADER_KEY.to_string(), out.key.clone()));
         headers.push((HEADER_MASTER.to_string(), ev.source().to_string()));
         headers.push((HEADER_ROUTE.to_string(), out.route.clone()));
         for (name, t) in &self.headers {
             let v = render(t, &format!("header {name}"), &mut ctx)?;
-            headers.push((name.clone(), v));
+            headers.push((name.clone(), bounded(&v)));
         }
         let payload = if self.msgpack {
             msgpack_payload(out)
@@ -314,6 +332,27 @@ mod tests {
         assert_eq!(r.headers[1].1, o.key);
         assert_eq!(r.headers[2].1, "ipc:/var/run/salt/master");
         assert_eq!(r.headers[4].1, "test.ping");
+    }
+
+    #[test]
+    fn header_values_from_event_data_are_bounded() {
+        let b = builder(json!({"topic": "salt.x", "headers": {"x-id": "{{ data.id }}"}}));
+        let long = "é".repeat(4000);
+        let r = b
+            .build(&out(&format!("t/{long}"), json!({"id": long})))
+            .unwrap();
+        for name in [HEADER_TAG, "x-id"] {
+            let v = &r.headers.iter().find(|(k, _)| k == name).unwrap().1;
+            assert!(
+                v.len() <= MAX_HEADER_VALUE_BYTES && v.ends_with("..."),
+                "{name}"
+            );
+        }
+        let short = b.build(&out("t/x", json!({"id": "web-01"}))).unwrap();
+        assert!(short
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-id" && v == "web-01"));
     }
 
     #[test]
