@@ -24,6 +24,9 @@ struct Queued {
     max_bytes: usize,
     /// Woken when the receiver takes an event (a waiting file source).
     taken: Notify,
+    /// Senders waiting on `taken`: the receiver wakes only when there are
+    /// some, so a live source's hot path takes no lock per event.
+    waiting: AtomicUsize,
 }
 
 /// Makes a channel bounded by `capacity` events and `max_bytes` bytes.
@@ -33,6 +36,7 @@ pub fn channel(capacity: usize, max_bytes: usize) -> (BytesSender, EventReceiver
         bytes: AtomicUsize::new(0),
         max_bytes: max_bytes.max(1),
         taken: Notify::new(),
+        waiting: AtomicUsize::new(0),
     });
     (
         BytesSender {
@@ -92,15 +96,24 @@ impl BytesSender {
             let taken = self.queued.taken.notified();
             tokio::pin!(taken);
             taken.as_mut().enable();
-            match self.try_send(ev) {
+            self.queued.waiting.fetch_add(1, Ordering::AcqRel);
+            let sent = self.try_send(ev);
+            let closed = match sent {
                 Err(TrySendError::Full(back)) => {
                     ev = back;
                     tokio::select! {
-                        _ = &mut taken => {}
-                        _ = self.tx.closed() => return Err(TrySendError::Closed),
+                        _ = &mut taken => false,
+                        _ = self.tx.closed() => true,
                     }
                 }
-                other => return other,
+                other => {
+                    self.queued.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return other;
+                }
+            };
+            self.queued.waiting.fetch_sub(1, Ordering::AcqRel);
+            if closed {
+                return Err(TrySendError::Closed);
             }
         }
     }
@@ -142,7 +155,9 @@ impl EventReceiver {
             self.queued
                 .bytes
                 .fetch_sub(ev.heap_bytes(), Ordering::AcqRel);
-            self.queued.taken.notify_waiters();
+            if self.queued.waiting.load(Ordering::Acquire) > 0 {
+                self.queued.taken.notify_waiters();
+            }
         }
     }
 }
