@@ -117,8 +117,8 @@ impl SpoolHandle {
     /// settled mark out to disk.
     pub fn tick(&self) {
         self.import_replayed();
-        let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = guard.as_ref() {
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = guard.as_mut() {
             w.checkpoint();
         }
     }

@@ -220,15 +220,21 @@ impl Shared {
             return;
         }
         st.committed = committed;
-        while st.segments.len() > 1 && st.segments.front().is_some_and(|s| s.end() <= committed) {
+        self.drop_settled(st);
+        self.stats
+            .queued
+            .store(st.written - st.committed, Ordering::Relaxed);
+    }
+
+    /// Deletes the segments before the last that are wholly settled.
+    fn drop_settled(&self, st: &mut State) {
+        while st.segments.len() > 1 && st.segments.front().is_some_and(|s| s.end() <= st.committed)
+        {
             if let Some(s) = st.segments.pop_front() {
                 st.bytes -= s.bytes;
                 remove(&s.path);
             }
         }
-        self.stats
-            .queued
-            .store(st.written - st.committed, Ordering::Relaxed);
         self.stats.queued_bytes.store(st.bytes, Ordering::Relaxed);
     }
 

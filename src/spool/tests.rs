@@ -116,6 +116,62 @@ async fn a_restart_resends_what_was_not_settled_with_the_same_keys() {
     );
 }
 
+/// Bytes of event data in the spool's segment files.
+fn segment_bytes(dir: &std::path::Path) -> u64 {
+    let files = segment::list(dir).unwrap();
+    files.iter().map(|(_, p)| p.metadata().unwrap().len()).sum()
+}
+
+#[tokio::test]
+async fn a_delivered_last_segment_leaves_the_disk_once_the_writer_is_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || small(1 << 20, WhenFull::DropNewest);
+    {
+        let (mut w, mut r) = open(dir.path(), settings(), false, Arc::default()).unwrap();
+        for i in 0..5 {
+            w.append(&ev(i)).unwrap();
+        }
+        w.flush().unwrap();
+        let b = next(&mut r, 100).await;
+        w.checkpoint();
+        w.checkpoint();
+        assert!(segment_bytes(dir.path()) > 0, "an unsettled batch is kept");
+        b.settle();
+        w.checkpoint(); // settled, and nothing appended since the last checkpoint
+        assert_eq!(
+            segment_bytes(dir.path()),
+            0,
+            "no delivered event data on disk"
+        );
+        assert_eq!(segment::list(dir.path()).unwrap().len(), 1);
+        // Writing and reading go on where they were; a writer busy in the
+        // last period keeps its segment one period more.
+        w.append(&ev(5)).unwrap();
+        w.flush().unwrap();
+        let b = next(&mut r, 100).await;
+        assert_eq!(tags(&b), ["t/5"]);
+        b.settle();
+        w.checkpoint();
+        assert!(segment_bytes(dir.path()) > 0, "appended in this period");
+        w.checkpoint();
+        assert_eq!(segment_bytes(dir.path()), 0);
+        // An unsettled event is never let go of.
+        w.append(&ev(6)).unwrap();
+        w.flush().unwrap();
+        let _in_flight = next(&mut r, 100).await;
+        w.checkpoint();
+        w.checkpoint();
+        assert!(segment_bytes(dir.path()) > 0);
+        w.close().unwrap();
+    }
+    // A restart sends again only what was not settled.
+    let (mut w, mut r) = open(dir.path(), settings(), false, Arc::default()).unwrap();
+    assert_eq!(tags(&next(&mut r, 100).await), ["t/6"]);
+    w.append(&ev(7)).unwrap();
+    w.flush().unwrap();
+    assert_eq!(tags(&next(&mut r, 100).await), ["t/7"]);
+}
+
 #[tokio::test]
 async fn a_torn_tail_is_cut_off_and_writing_goes_on() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,8 @@ pub struct SpoolWriter {
     pending_records: u64,
     /// A failed write could not be cut back: the next record starts a new segment.
     must_roll: bool,
+    /// Records were appended since the last [`checkpoint`](Self::checkpoint).
+    appended: bool,
     buf: Vec<u8>,
     keep_raw: bool,
 }
@@ -70,6 +72,7 @@ impl SpoolWriter {
             pending: Vec::with_capacity(MAX_PENDING),
             pending_records: 0,
             must_roll: false,
+            appended: false,
             buf: Vec::with_capacity(4096),
             keep_raw,
         })
@@ -94,6 +97,7 @@ impl SpoolWriter {
         }
         self.pending.extend_from_slice(&self.buf);
         self.pending_records += 1;
+        self.appended = true;
         self.cur_bytes += n;
         st.written += 1;
         st.bytes += n;
@@ -178,11 +182,43 @@ impl SpoolWriter {
         res
     }
 
-    /// Writes the settled mark to disk if it moved (called every second,
-    /// so that an idle spool's `ack` is current).
-    pub fn checkpoint(&self) {
-        let mut st = self.shared.lock();
-        self.shared.write_ack(&mut st);
+    /// Writes the settled mark to disk if it moved, and lets go of
+    /// delivered data once the writer is idle (called every second, so
+    /// that an idle spool's `ack` is current and holds no event data).
+    pub fn checkpoint(&mut self) {
+        let shared = self.shared.clone();
+        let mut st = shared.lock();
+        shared.write_ack(&mut st);
+        if !std::mem::take(&mut self.appended) {
+            self.release_settled(&mut st);
+        }
+    }
+
+    /// When every record written is settled and nothing was appended for a
+    /// checkpoint period, the current segment is emptied and replaced by a
+    /// new empty one (issue 12: a delivered last segment stayed on disk, with
+    /// its event data, until the next segment started). The old one is
+    /// truncated before it is deleted, so its space goes even while the
+    /// reader still has it open.
+    fn release_settled(&mut self, st: &mut State) {
+        if self.cur_bytes == 0 || !self.pending.is_empty() || st.committed < st.written {
+            return;
+        }
+        let Some(old) = st.segments.back().map(|s| s.path.clone()) else {
+            return;
+        };
+        if let Err(e) = self.roll(st) {
+            tracing::warn!(dir = %self.shared.dir.display(), error = %e, "spool: cannot start a new segment after a delivered one");
+            return;
+        }
+        if let Err(e) = File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_len(0))
+        {
+            tracing::warn!(file = %old.display(), error = %e, "spool: cannot truncate a delivered segment");
+        }
+        self.shared.drop_settled(st);
     }
 
     /// The spool's directory.
