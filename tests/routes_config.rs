@@ -169,7 +169,7 @@ fn job_byte_budgets_are_read_like_other_byte_sizes() {
     let config = load_str(Path::new("routes.yaml"), "jobs: {}\n", env).unwrap();
     assert_eq!(
         (config.jobs.max_job_bytes, config.jobs.max_tracked_bytes),
-        (64 << 20, 256 << 20),
+        (192 << 20, 256 << 20),
         "defaults"
     );
 }

@@ -27,8 +27,8 @@ use super::JobConfig;
 use crate::event::Event;
 
 /// Default of `jobs.max_job_bytes` ([`JobConfig::max_job_bytes`]): about
-/// 190,000 minions of a 20-character id in one job.
-pub const DEFAULT_MAX_JOB_BYTES: usize = 64 << 20;
+/// 130,000 minions of a 23-character id in one job.
+pub const DEFAULT_MAX_JOB_BYTES: usize = 192 << 20;
 
 /// Default of `jobs.max_tracked_bytes` ([`JobConfig::max_tracked_bytes`]):
 /// all open jobs together.
@@ -39,22 +39,29 @@ pub const DEFAULT_MAX_TRACKED_BYTES: usize = 256 << 20;
 pub const JOB_OVERHEAD: usize = 512;
 
 /// Estimated cost of one minion entry besides its id: a B-tree slot, the
-/// `String`, and the minion's state. Measured (`tests/tracker_memory.rs`):
-/// 700,000 tracked minions grew RSS by 427 MiB, about 640 bytes each, while
-/// 64 bytes charged 87; 512 keeps the estimate within 1.5x of the real cost.
-pub const MINION_OVERHEAD: usize = 512;
+/// `String`, the minion's state, and its part of the job's summary, which is
+/// built while the job is still held. Measured (`tests/tracker_memory.rs`,
+/// 800,000 minions of a 23-character id): RSS grew 410 bytes a minion while
+/// the jobs were open and 1,430 once every summary was built (each lists
+/// every minion as a JSON object). The estimate covers that peak.
+pub const MINION_OVERHEAD: usize = 1_408;
+
+/// Copies of a minion id at that peak: the entry's key, the summary's key,
+/// the list of those that did not return (or failed), and both in the JSON.
+const ID_COPIES: usize = 5;
 
 /// Estimated bytes of a job opened by the announcement `ev`: its data (arg,
-/// tgt and the minion list) and an entry per listed minion.
+/// tgt and the minion list, whose ids the summary copies) and an entry per
+/// listed minion.
 pub(super) fn job_bytes(ev: &Event, minions: usize) -> usize {
     JOB_OVERHEAD
-        .saturating_add(ev.data_json().len())
+        .saturating_add(ev.data_json().len().saturating_mul(ID_COPIES))
         .saturating_add(minions.saturating_mul(MINION_OVERHEAD))
 }
 
 /// Estimated bytes of minion `id`'s entry, with its return digest if any.
 pub(super) fn minion_bytes(id: &str, digest: Option<&ReturnDigest>) -> usize {
-    MINION_OVERHEAD + id.len() + digest.map_or(0, digest_bytes)
+    MINION_OVERHEAD + ID_COPIES * id.len() + digest.map_or(0, digest_bytes)
 }
 
 fn digest_bytes(d: &ReturnDigest) -> usize {
@@ -146,7 +153,7 @@ mod tests {
 
     #[test]
     fn an_announcement_over_the_job_budget_is_refused_and_counted() {
-        let mut t = JobTracker::new(budgets(64 << 10, 1 << 20));
+        let mut t = JobTracker::new(budgets(256 << 10, 1 << 20));
         let t0 = Instant::now();
         assert!(t.push(&announce("1", 5_000), t0).is_empty());
         assert_eq!(
@@ -160,7 +167,7 @@ mod tests {
     #[test]
     fn announcements_flooding_the_bus_stay_within_the_total_budget() {
         // Issue 12, finding 3, scaled down: 20 announcements of 1,000 minions.
-        let limits = budgets(1 << 20, 1 << 20);
+        let limits = budgets(4 << 20, 4 << 20);
         let mut t = JobTracker::new(limits.clone());
         let t0 = Instant::now();
         for jid in 0..20 {
