@@ -15,6 +15,7 @@ pub mod demo;
 pub mod event;
 pub mod http_body;
 pub mod jobs;
+pub mod journal;
 pub mod log_text;
 pub mod metrics;
 pub mod outgoing;
