@@ -29,6 +29,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Show, for each event, which twins, presets and routes decide its fate, and why.
     Explain(cli::explain::ExplainArgs),
+    /// Run the bus journal's history through a routes file, to its sinks or with --dry-run.
+    Replay(cli::replay::ReplayArgs),
     /// Run route unit tests: given events, the sinks they must reach.
     Test(cli::route_test::TestArgs),
     /// List, show and replay dead letters (events a sink would not take).
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => Ok(cli::validate::run(args)),
         Command::Explain(args) => runtime.block_on(cli::explain::run(args)),
         Command::Test(args) => Ok(cli::route_test::run(args)),
+        Command::Replay(args) => runtime.block_on(cli::replay::run(args)),
         Command::Dlq(args) => cli::dlq::run(args),
         Command::Status(args) => runtime.block_on(cli::status::run(args)),
         Command::Demo(args) => runtime.block_on(cli::demo::run(args)),

@@ -6,6 +6,7 @@
 //!   spool/<sink>/              one spool per sink (its own files: see `spool`,
 //!                              including its LOCK, held while a `run` uses it)
 //!   spool/<sink>/inbox/        dead letters handed back by `dlq replay`
+//!   journal/                   the bus journal: raw reads and the cursor (see `journal`)
 //!   dead-letters.jsonl         what no sink would take
 //!   dead-letters.replayed      the ids `dlq replay` has put back
 //!   LOCK                       held (an OS file lock) while a `run` uses the dir
@@ -66,6 +67,11 @@ impl StateDir {
     /// The inbox of sink `name`'s spool, where `dlq replay` writes.
     pub fn spool_inbox(&self, name: &str) -> PathBuf {
         crate::spool::inbox::dir(&self.spool(name))
+    }
+
+    /// The bus journal's directory (see `journal`).
+    pub fn journal(&self) -> PathBuf {
+        self.root.join("journal")
     }
 
     /// The dead-letter file.

@@ -38,6 +38,7 @@ fn every_routes_field_is_documented() {
         "twins: {zzz: 1}\n",
         "drop: {zzz: 1}\n",
         "jobs: {zzz: 1}\n",
+        "journal: {zzz: 1}\n",
         "routes:\n  - name: a\n    zzz: 1\n",
         "routes:\n  - name: a\n    match: {zzz: 1}\n",
         "routes:\n  - name: a\n    dedup: {key: k, zzz: 1}\n",

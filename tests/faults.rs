@@ -379,3 +379,145 @@ async fn the_disk_bound_holds_and_the_counters_say_what_was_dropped() {
         feed.stop();
     }
 }
+
+/// The `data.n` of every `saltbridge-test/load` event in the journal of `state`.
+fn journaled_numbers(state: &Path) -> Vec<u64> {
+    let mut out = Vec::new();
+    let dir = state.join("journal");
+    if dir.exists() {
+        saltbridge::source::for_each_in_journal(&dir, None, None, |ev| {
+            if ev.tag() == support::bus_feed::TAG {
+                out.extend(ev.data().get("n").and_then(Value::as_u64));
+            }
+        })
+        .unwrap();
+    }
+    out
+}
+
+/// A number in the run summary line that starts with `prefix`, before `what`.
+fn summary_number(log: &str, prefix: &str, what: &str) -> Option<u64> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with(prefix))?;
+    let at = line.find(what)?;
+    line[..at].split_whitespace().last()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_written_at_socket_speed_is_read_whole() {
+    let count: u64 = std::env::var("SALTBRIDGE_FAULT_BURST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let receiver = Receiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("master_event_pub.ipc");
+    let _burst = support::bus_feed::burst(&sock, count, 300);
+    let config = dir.path().join("routes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+sinks:
+  hole: {{type: blackhole}}
+  hook: {{type: webhook, url: "{}"}}
+routes:
+  - name: load
+    match: {{tag: "{}"}}
+    to: [hole]
+  - name: end
+    match: {{tag: "{}"}}
+    to: [hook]
+"#,
+            receiver.url("/end"),
+            support::bus_feed::TAG,
+            support::bus_feed::END_TAG
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let daemon = Daemon::run(&config, Some(&ipc(&sock)), &state, &dir.path().join("log"));
+    let ended = wait_until(Duration::from_secs(600), || !receiver.requests().is_empty()).await;
+    let log = daemon.term();
+    let read = summary_number(&log, "saltbridge: read", "events").unwrap_or(0);
+    let dropped = summary_number(&log, "saltbridge: read", "dropped on a full buffer");
+    let accepted = summary_number(&log, "sink hole:", "accepted").unwrap_or(0);
+    let delivered = summary_number(&log, "sink hole:", "delivered").unwrap_or(0);
+    let spooled = summary_number(&log, "sink hole:", "left in the spool").unwrap_or(0);
+    let journal_dropped = summary_number(&log, "journal:", "bytes dropped at its bound");
+    println!(
+        "FAULT burst: sent {count} x 300 B at socket speed / read {read} / accepted by the sink's spool {accepted} / delivered {delivered} + {spooled} left in the spool at the stop / dropped {dropped:?} by the reader, {journal_dropped:?} bytes at the journal's bound"
+    );
+    assert!(ended, "the end of the burst never arrived\n{log}");
+    assert_eq!(
+        read,
+        count + 1,
+        "every event read, the end marker too\n{log}"
+    );
+    assert_eq!(dropped, Some(0), "{log}");
+    assert_eq!(journal_dropped, Some(0), "{log}");
+    assert_eq!(
+        accepted, count,
+        "every event reached the sink's spool\n{log}"
+    );
+    assert_eq!(delivered + spooled, count, "none lost after it\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_sigkills_under_load_lose_nothing_that_reached_the_journal() {
+    let receiver = Receiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("master_event_pub.ipc");
+    let feed = BusFeed::start(&sock, 3000, 300);
+    let config = webhook_routes(dir.path(), &receiver.url("/hook"), "");
+    let state = dir.path().join("state");
+    let log = dir.path().join("log");
+    let mut journaled = std::collections::BTreeSet::new();
+    for round in 0..5 {
+        let mut daemon = Daemon::run(&config, Some(&ipc(&sock)), &state, &log);
+        tokio::time::sleep(Duration::from_millis(1500 + 300 * round)).await;
+        daemon.kill9();
+        journaled.extend(journaled_numbers(&state));
+    }
+    let daemon = Daemon::run(&config, Some(&ipc(&sock)), &state, &log);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    feed.pause();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    journaled.extend(journaled_numbers(&state));
+    let must: Vec<u64> = journaled.iter().copied().collect();
+    let ok = wait_until(Duration::from_secs(90), || {
+        Tally::of(webhook_numbers(&receiver)).lost(&must).is_empty()
+    })
+    .await;
+    let text = daemon.term();
+    let t = Tally::of(webhook_numbers(&receiver));
+    let lost = t.lost(&must);
+    report(
+        "sigkill-x5-journal",
+        feed.produced() as usize,
+        &t,
+        lost.len(),
+        &format!(
+            " of {} that reached the journal (3,000 events/s; the rest was produced while saltbridge was down or sat in the socket at a kill)",
+            must.len()
+        ),
+    );
+    assert!(
+        ok && lost.is_empty(),
+        "lost {:?}\n{text}",
+        &lost[..lost.len().min(10)]
+    );
+    assert!(must.len() > 5000, "the stream flowed: {}", must.len());
+    let mut key_of = std::collections::HashMap::new();
+    for (_, data, key) in webhook_events(&receiver) {
+        if let Some(n) = data["n"].as_u64() {
+            let prev = key_of.insert(n, key.clone());
+            assert!(
+                prev.is_none_or(|p| p == key),
+                "event {n} came with two keys"
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod demo_hint;
 pub mod dlq;
 pub mod explain;
 pub mod man;
+pub mod replay;
 pub mod route_test;
 pub mod run;
 pub mod status;

@@ -83,7 +83,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(report: &Report) {
+pub fn print_report(report: &Report) {
     let (source, sinks, dead, jobs) = (
         &report.source,
         &report.sinks,
@@ -98,6 +98,18 @@ fn print_report(report: &Report) {
         SourceStats::get(&source.dropped),
         SourceStats::get(&source.gaps)
     )];
+    let j = &source.journal;
+    let jg = saltbridge::journal::JournalStats::get;
+    if jg(&j.appended_bytes) > 0 {
+        lines.push(format!(
+            "  journal: {} bytes appended, {} bytes dropped at its bound ({} reads refused), {} corrupt records skipped, {} bytes not yet decoded",
+            jg(&j.appended_bytes),
+            jg(&j.dropped_bytes),
+            jg(&j.dropped_reads),
+            jg(&j.corrupt_records),
+            jg(&j.backlog_bytes)
+        ));
+    }
     lines.push(format!(
         "  jobs: {} summarised, {} evicted early, {} announcements refused (max_job_bytes), {} minion entries refused (byte budgets), {} job events fired by minions ignored",
         jobs.summarised, jobs.evicted, jobs.refused_jobs, jobs.refused_minions, jobs.minion_fired

@@ -51,6 +51,17 @@ fn check_settings(path: &Path, file: &RoutesFile, errors: &mut Vec<ConfigError>)
             "must be at least 1",
         ));
     }
+    if file.journal.max_bytes < crate::journal::MIN_MAX_BYTES {
+        errors.push(ConfigError::new(
+            path,
+            None,
+            "journal.max_bytes",
+            format!(
+                "must be at least {} bytes (1MiB)",
+                crate::journal::MIN_MAX_BYTES
+            ),
+        ));
+    }
     for (name, cfg) in &file.sinks {
         if !crate::state_dir::valid_sink_name(name) {
             errors.push(located(

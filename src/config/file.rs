@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::jobs::JobConfig;
+use crate::journal::JournalSettings;
 use crate::route::config::{DropConfig, RouteConfig, Unmatched};
 use crate::twins::TwinConfig;
 
@@ -37,6 +38,9 @@ pub struct RoutesFile {
     /// The job tracker: one summary event per job.
     #[serde(default)]
     pub jobs: JobConfig,
+    /// The bus journal on disk: its bound, history, policy and fsync.
+    #[serde(default)]
+    pub journal: JournalSettings,
     /// Named sinks. Their own fields are checked by the sinks; here, names.
     #[serde(default)]
     pub sinks: BTreeMap<String, Spanned<serde_json::Value>>,

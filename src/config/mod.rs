@@ -23,6 +23,7 @@ use interpolate::{interpolate_tracked, Redactor};
 pub use sinks::{build_sinks, each_sink, ConfiguredSink};
 
 use crate::jobs::JobConfig;
+use crate::journal::JournalSettings;
 use crate::route::{self, RouteTable};
 use crate::sink::Sink;
 use crate::source::SourceSpec;
@@ -35,6 +36,8 @@ pub struct Config {
     pub source: Option<SourceSpec>,
     pub twins: TwinConfig,
     pub jobs: JobConfig,
+    /// The bus journal's settings (read at start; a reload does not change them).
+    pub journal: JournalSettings,
     /// The sinks' settings by name (their fields belong to the sinks).
     pub sinks: BTreeMap<String, serde_json::Value>,
     /// Where each sink is defined (line, column), for errors found later.
@@ -147,6 +150,7 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         twins,
         drop,
         jobs,
+        journal,
         sinks,
         routes,
         unmatched,
@@ -161,6 +165,7 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         source: source.and_then(|s| s.value.parse().ok()),
         twins,
         jobs,
+        journal,
         sinks: sinks.into_iter().map(|(k, v)| (k, v.value)).collect(),
         sink_lines,
         redactor,

@@ -41,6 +41,11 @@ const KNOWN_FIELDS: &[&str] = &[
     "max_jobs",
     "max_job_bytes",
     "max_tracked_bytes",
+    "journal",
+    "max_bytes",
+    "max_age",
+    "when_full",
+    "fsync",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {
@@ -50,6 +55,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigErr
             twins: Default::default(),
             drop: Default::default(),
             jobs: Default::default(),
+            journal: Default::default(),
             sinks: BTreeMap::new(),
             routes: Vec::new(),
             unmatched: None,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobCounts;
+use crate::journal::Position;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::route::RouteTable;
 use crate::source::EventReceiver;
@@ -34,6 +35,11 @@ pub trait Consumer {
 
     /// About once a second.
     fn housekeeping(&mut self) {}
+
+    /// After each step's outcomes: the journal position after the events
+    /// taken (for a journaled source), and how many events the twin filter
+    /// still holds (they are not in any spool yet).
+    fn progress(&mut self, _at: Option<Position>, _held: usize) {}
 
     /// The job tracker's counters after each step (cheap: a copy).
     fn job_counts(&mut self, _counts: JobCounts) {}
@@ -102,6 +108,7 @@ pub async fn drive(
         };
         consumer.job_counts(pipeline.job_tracker().counts());
         consumer.outcomes(outcomes).await?;
+        consumer.progress(events.take_position(), pipeline.twin_filter().held());
         // One write per burst: once the source has nothing waiting.
         if events.is_empty() {
             consumer.idle()?;

@@ -12,6 +12,7 @@
 //! routes; sink changes wait for a restart. While it runs, `/metrics`,
 //! `/healthz` and `/readyz` are served on `listen` (docs/metrics.md).
 
+mod checkpoint;
 pub mod drive;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::{reload, Config, ConfiguredSink};
 use crate::delivery::{self, DeadLetters, SpoolHandle};
 use crate::jobs::JobCounts;
+use crate::journal::{Journal, Position};
 use crate::metrics::{self, Heartbeat, Listen, Observed, PipelineStats};
 use crate::outgoing::Outgoing;
 use crate::pipeline::{Outcome, Pipeline};
@@ -32,6 +34,7 @@ use crate::sink::Sink;
 use crate::sink_stats::SinkStats;
 use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
 use crate::state_dir::{StateDir, StateDirLock};
+use checkpoint::Checkpoints;
 use drive::{drive, Consumer, End};
 
 /// After a stop, how long the source may take to notice (a read of stdin
@@ -163,12 +166,13 @@ impl Daemon {
         let reloads = spec
             .is_live()
             .then(|| reload::watch(options.config_path.clone(), source_stop.clone()));
-        let mut src = source::spawn(spec.clone(), ReaderOptions::default(), source_stop);
+        let (mut src, checkpoints) = start_source(&spec, &options.state_dir, &config, source_stop)?;
         let mut router = Router {
             pipeline_stats: Arc::new(PipelineStats::new(config.routes.route_names())),
             sinks: config.sinks.clone(),
             heartbeat: Arc::new(Heartbeat::default()),
             spools,
+            checkpoints,
         };
         let observed = Observed::new(
             (spec.to_string(), src.stats.clone()),
@@ -194,6 +198,9 @@ impl Daemon {
         stop_source.trigger();
         router.dispatch(pipeline.flush(Instant::now()));
         router.flush();
+        if let Some(c) = router.checkpoints.as_mut() {
+            c.finish();
+        }
         let jobs = pipeline.job_tracker().counts();
         router.pipeline_stats.set_jobs(jobs);
         let stopping = |stop_sinks: &ShutdownSignal| {
@@ -235,6 +242,39 @@ impl Daemon {
     }
 }
 
+/// Starts the source: a unix or TCP bus through the journal in the state
+/// dir (with the cursor the pipeline keeps), any other source directly.
+fn start_source(
+    spec: &SourceSpec,
+    state_dir: &StateDir,
+    config: &Config,
+    stop: crate::shutdown::Shutdown,
+) -> anyhow::Result<(source::SourceHandle, Option<Checkpoints>)> {
+    if !spec.is_journaled() {
+        let src = source::spawn(spec.clone(), ReaderOptions::default(), stop);
+        return Ok((src, None));
+    }
+    let journal = Journal::open(&state_dir.journal(), config.journal.clone(), Arc::default())?;
+    let start = journal.start();
+    let backlog = crate::journal::JournalStats::get(&journal.stats().backlog_bytes);
+    if backlog > 0 {
+        tracing::info!(
+            offset = start.record,
+            bytes = backlog,
+            "journal: decoding what the last run read and had not yet spooled"
+        );
+    }
+    // The journal is the buffer now: the channel behind it stays small.
+    let opts = ReaderOptions {
+        channel_capacity: 8192,
+        channel_max_bytes: 16 << 20,
+        ..ReaderOptions::default()
+    };
+    let src = source::spawn_journaled(spec.clone(), opts, &journal, stop)?;
+    let checkpoints = Checkpoints::new(journal.cursor(), config.twins.window);
+    Ok((src, Some(checkpoints)))
+}
+
 /// The daemon's [`Consumer`]: routed events into their sinks' spools.
 struct Router {
     pipeline_stats: Arc<PipelineStats>,
@@ -242,6 +282,8 @@ struct Router {
     spools: HashMap<String, SpoolHandle>,
     /// The sinks' settings last loaded: a reload that changes them is told.
     sinks: BTreeMap<String, serde_json::Value>,
+    /// The durable cursor into the journal, for a journaled source.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Router {
@@ -291,7 +333,16 @@ impl Consumer for Router {
 
     fn idle(&mut self) -> anyhow::Result<()> {
         self.flush();
+        if let Some(c) = self.checkpoints.as_mut() {
+            c.store(Instant::now());
+        }
         Ok(())
+    }
+
+    fn progress(&mut self, at: Option<Position>, held: usize) {
+        if let Some(c) = self.checkpoints.as_mut() {
+            c.note(at, held, Instant::now());
+        }
     }
 
     fn beat(&mut self) {
@@ -301,6 +352,11 @@ impl Consumer for Router {
     fn housekeeping(&mut self) {
         for q in self.spools.values() {
             q.tick();
+        }
+        // Under a steady stream the source is never idle: move the cursor here too.
+        if let Some(c) = self.checkpoints.as_mut() {
+            self.spools.values().for_each(SpoolHandle::flush);
+            c.store(Instant::now());
         }
     }
 

@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::Observed;
+use crate::journal::JournalStats;
 use crate::sink_stats::SinkStats;
 use crate::source::SourceStats;
 
@@ -38,6 +39,7 @@ impl Collector for Observed {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         self.encode_process(&mut enc)?;
         self.encode_source(&mut enc)?;
+        self.encode_journal(&mut enc)?;
         self.encode_pipeline(&mut enc)?;
         self.encode_jobs(&mut enc)?;
         self.encode_sinks(&mut enc)
@@ -109,6 +111,54 @@ impl Observed {
             "Seconds since the main loop last showed it is alive (/healthz fails above 10).",
             ConstGauge::new(self.heartbeat.age().as_secs_f64()),
         )
+    }
+
+    fn encode_journal(&self, enc: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        let (name, stats) = &self.source;
+        let j = &stats.journal;
+        let g = JournalStats::get;
+        let counters: [(&str, &str, &AtomicU64); 4] = [
+            (
+                "saltbridge_journal_appended_bytes",
+                "Bytes the bus reader appended to the journal, record headers included.",
+                &j.appended_bytes,
+            ),
+            (
+                "saltbridge_journal_dropped_bytes",
+                "Bus bytes given up at the journal's bound (when_full), refused or deleted unread.",
+                &j.dropped_bytes,
+            ),
+            (
+                "saltbridge_journal_dropped_reads",
+                "Reads the journal refused at its bound (when_full: drop_newest).",
+                &j.dropped_reads,
+            ),
+            (
+                "saltbridge_journal_corrupt_records",
+                "Journal records that did not check out when read back (the rest of their segment is skipped).",
+                &j.corrupt_records,
+            ),
+        ];
+        for (metric, help, c) in counters {
+            family(enc, metric, help, "source", [(name.clone(), count(g(c)))])?;
+        }
+        let gauges: [(&str, &str, &AtomicU64); 2] = [
+            (
+                "saltbridge_journal_disk_bytes",
+                "Bytes the journal holds on disk, history included.",
+                &j.disk_bytes,
+            ),
+            (
+                "saltbridge_journal_backlog_bytes",
+                "Journal bytes read from the bus and not yet in the sinks' spools.",
+                &j.backlog_bytes,
+            ),
+        ];
+        for (metric, help, c) in gauges {
+            let v = ConstGauge::new(g(c) as i64);
+            family(enc, metric, help, "source", [(name.clone(), v)])?;
+        }
+        Ok(())
     }
 
     fn encode_source(&self, enc: &mut DescriptorEncoder) -> Result<(), fmt::Error> {

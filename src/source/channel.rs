@@ -9,6 +9,12 @@
 //! event would pass the byte bound. One event larger than the whole bound
 //! still passes an empty channel: the frame size limit (`--max-frame`)
 //! bounds it, and refusing it would lose it for nothing.
+//!
+//! Behind a journal (`source::journaled`) the sender is the journal's
+//! decoder, which waits when the channel is full: the bus reader is not
+//! behind this channel any more, so a full channel slows the decoding of
+//! what is on disk, never the reading. Each event then carries the journal
+//! position after it, which the pipeline's end makes its durable cursor.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,6 +22,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
 use crate::event::Event;
+use crate::journal::Position;
+
+/// An event and, for a journaled source, the journal position after it.
+type Item = (Event, Option<Position>);
 
 /// Bytes queued, shared by both ends.
 #[derive(Debug)]
@@ -31,7 +41,7 @@ struct Queued {
 
 /// Makes a channel bounded by `capacity` events and `max_bytes` bytes.
 pub fn channel(capacity: usize, max_bytes: usize) -> (BytesSender, EventReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (tx, rx) = mpsc::channel::<Item>(capacity.max(1));
     let queued = Arc::new(Queued {
         bytes: AtomicUsize::new(0),
         max_bytes: max_bytes.max(1),
@@ -43,7 +53,11 @@ pub fn channel(capacity: usize, max_bytes: usize) -> (BytesSender, EventReceiver
             tx,
             queued: queued.clone(),
         },
-        EventReceiver { rx, queued },
+        EventReceiver {
+            rx,
+            queued,
+            position: None,
+        },
     )
 }
 
@@ -60,7 +74,7 @@ pub enum TrySendError {
 /// The sending end.
 #[derive(Debug)]
 pub struct BytesSender {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Item>,
     queued: Arc<Queued>,
 }
 
@@ -68,6 +82,12 @@ impl BytesSender {
     /// Queues `ev` if both bounds allow it; never waits.
     #[allow(clippy::result_large_err)]
     pub fn try_send(&self, ev: Event) -> Result<(), TrySendError> {
+        self.try_send_at(ev, None)
+    }
+
+    /// Queues `ev` with the journal position after it; never waits.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send_at(&self, ev: Event, at: Option<Position>) -> Result<(), TrySendError> {
         let cost = ev.heap_bytes();
         let now = self.queued.bytes.load(Ordering::Acquire);
         if now > 0 && now.saturating_add(cost) > self.queued.max_bytes {
@@ -75,12 +95,12 @@ impl BytesSender {
         }
         // Counted before the send so the receiver never subtracts first.
         self.queued.bytes.fetch_add(cost, Ordering::AcqRel);
-        match self.tx.try_send(ev) {
+        match self.tx.try_send((ev, at)) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.queued.bytes.fetch_sub(cost, Ordering::AcqRel);
                 match e {
-                    mpsc::error::TrySendError::Full(ev) => Err(TrySendError::Full(ev)),
+                    mpsc::error::TrySendError::Full((ev, _)) => Err(TrySendError::Full(ev)),
                     mpsc::error::TrySendError::Closed(_) => Err(TrySendError::Closed),
                 }
             }
@@ -89,7 +109,14 @@ impl BytesSender {
 
     /// Queues `ev`, waiting while the channel is at a bound (file sources).
     #[allow(clippy::result_large_err)]
-    pub async fn send(&self, mut ev: Event) -> Result<(), TrySendError> {
+    pub async fn send(&self, ev: Event) -> Result<(), TrySendError> {
+        self.send_at(ev, None).await
+    }
+
+    /// Queues `ev` with the journal position after it, waiting while the
+    /// channel is at a bound (the journal's decoder).
+    #[allow(clippy::result_large_err)]
+    pub async fn send_at(&self, mut ev: Event, at: Option<Position>) -> Result<(), TrySendError> {
         loop {
             // Registered before the check, so a take between the check and
             // the wait still wakes this sender.
@@ -97,7 +124,7 @@ impl BytesSender {
             tokio::pin!(taken);
             taken.as_mut().enable();
             self.queued.waiting.fetch_add(1, Ordering::AcqRel);
-            let sent = self.try_send(ev);
+            let sent = self.try_send_at(ev, at);
             let closed = match sent {
                 Err(TrySendError::Full(back)) => {
                     ev = back;
@@ -122,23 +149,30 @@ impl BytesSender {
 /// The receiving end: the pipeline's.
 #[derive(Debug)]
 pub struct EventReceiver {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Item>,
     queued: Arc<Queued>,
+    /// The journal position after the last event taken that had one.
+    position: Option<Position>,
 }
 
 impl EventReceiver {
     /// The next event; `None` once the source has ended and all is taken.
     pub async fn recv(&mut self) -> Option<Event> {
-        let ev = self.rx.recv().await;
-        self.took(ev.as_ref());
-        ev
+        let item = self.rx.recv().await;
+        self.took(item)
     }
 
     /// The next event if one is queued.
     pub fn try_recv(&mut self) -> Result<Event, mpsc::error::TryRecvError> {
-        let ev = self.rx.try_recv();
-        self.took(ev.as_ref().ok());
-        ev
+        let item = self.rx.try_recv()?;
+        self.took(Some(item))
+            .ok_or(mpsc::error::TryRecvError::Disconnected)
+    }
+
+    /// The journal position after the events taken since the last call
+    /// (`None` when none of them had one).
+    pub fn take_position(&mut self) -> Option<Position> {
+        self.position.take()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,15 +184,18 @@ impl EventReceiver {
         self.queued.bytes.load(Ordering::Acquire)
     }
 
-    fn took(&self, ev: Option<&Event>) {
-        if let Some(ev) = ev {
-            self.queued
-                .bytes
-                .fetch_sub(ev.heap_bytes(), Ordering::AcqRel);
-            if self.queued.waiting.load(Ordering::Acquire) > 0 {
-                self.queued.taken.notify_waiters();
-            }
+    fn took(&mut self, item: Option<Item>) -> Option<Event> {
+        let (ev, at) = item?;
+        if at.is_some() {
+            self.position = at;
         }
+        self.queued
+            .bytes
+            .fetch_sub(ev.heap_bytes(), Ordering::AcqRel);
+        if self.queued.waiting.load(Ordering::Acquire) > 0 {
+            self.queued.taken.notify_waiters();
+        }
+        Some(ev)
     }
 }
 

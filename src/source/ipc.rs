@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::reconnect::run_reconnecting;
+use super::reconnect::{run_reconnecting, Outlet};
 use super::{EventSender, ReaderOptions, SourceError};
 use crate::shutdown::Shutdown;
 
@@ -13,8 +13,18 @@ pub async fn run(
     mut sender: EventSender,
     mut shutdown: Shutdown,
 ) -> Result<(), SourceError> {
+    read(path, &opts, &mut sender, &mut shutdown).await;
+    Ok(())
+}
+
+/// Reads until shutdown, reconnecting as needed, into `outlet`.
+pub(crate) async fn read(
+    path: PathBuf,
+    opts: &ReaderOptions,
+    outlet: &mut impl Outlet,
+    shutdown: &mut Shutdown,
+) {
     let connect = || tokio::net::UnixStream::connect(path.clone());
     let address = path.display().to_string();
-    run_reconnecting(&address, connect, &opts, &mut sender, &mut shutdown).await;
-    Ok(())
+    run_reconnecting(&address, connect, opts, outlet, shutdown).await;
 }

@@ -8,6 +8,12 @@
 //! `saltbridge/bus/overflow` marker follows once there is room again. File
 //! sources (`jsonl`, `capture`) have no master to lose, so they wait instead.
 //!
+//! The daemon puts the journal (`crate::journal`) between a unix or TCP
+//! bus and everything else ([`spawn_journaled`]): the reader appends what
+//! it reads to disk and waits for nothing else, and the channel is fed by
+//! the journal's decoder, which may wait. Nothing read is dropped then
+//! while the journal is under its bound.
+//!
 //! saltbridge only ever connects to the master's *publish* side
 //! (`master_event_pub.ipc`, TCP 4512, the ZeroMQ PUB): it is read-only by
 //! construction and never opens `master_event_pull.ipc`.
@@ -15,6 +21,8 @@
 pub mod capture;
 pub mod channel;
 pub mod ipc;
+mod journal_decode;
+mod journaled;
 pub mod jsonl;
 pub mod master_config;
 mod reconnect;
@@ -32,9 +40,11 @@ use serde_json::json;
 
 use crate::decode::DEFAULT_MAX_FRAME;
 use crate::event::Event;
+use crate::journal::{Journal, JournalStats, Position};
 use crate::shutdown::Shutdown;
 pub use channel::EventReceiver;
 use channel::{BytesSender, TrySendError};
+pub use journal_decode::{for_each_in_journal, JournalScan};
 pub use spec::{SourceSpec, SpecError, DEFAULT_IPC_SOCKET, DEFAULT_TCP_ADDR};
 
 /// Default bound of the channel to the pipeline in bytes (see `channel`).
@@ -92,6 +102,8 @@ pub struct SourceStats {
     /// True while a live source holds a connection to the bus (a file
     /// source: once its file is open); `/readyz` answers from it.
     pub connected: AtomicBool,
+    /// The journal's counters (zero without one).
+    pub journal: Arc<JournalStats>,
 }
 
 impl SourceStats {
@@ -195,6 +207,15 @@ impl EventSender {
         }
     }
 
+    /// Sends `ev` with the journal position after it, waiting while the
+    /// channel is full (the journal's decoder: it reads from disk).
+    pub async fn send_at(&mut self, ev: Event, at: Position) -> Result<(), ReceiverGone> {
+        self.tx
+            .send_at(ev, Some(at))
+            .await
+            .map_err(|_| ReceiverGone)
+    }
+
     /// Sends a marker event made by saltbridge.
     pub async fn send_marker(
         &mut self,
@@ -242,6 +263,78 @@ pub fn spawn(spec: SourceSpec, opts: ReaderOptions, shutdown: Shutdown) -> Sourc
     }
 }
 
+/// Starts reading `spec` (a unix or TCP bus, [`SourceSpec::is_journaled`])
+/// into `journal` on a task of its own, and decoding the journal from its
+/// cursor into the returned channel on another.
+pub fn spawn_journaled(
+    spec: SourceSpec,
+    opts: ReaderOptions,
+    journal: &Journal,
+    shutdown: Shutdown,
+) -> std::io::Result<SourceHandle> {
+    let writer = journal.writer()?;
+    let start = journal.start();
+    let reader = journal.reader(start.record);
+    let (tx, rx) = channel::channel(opts.channel_capacity, opts.channel_max_bytes);
+    let stats = Arc::new(SourceStats {
+        journal: journal.stats().clone(),
+        ..SourceStats::default()
+    });
+    let source: Arc<str> = Arc::from(spec.to_string());
+    let sender = EventSender {
+        tx,
+        wait_when_full: true,
+        stats: stats.clone(),
+        source: source.clone(),
+        dropped_run: 0,
+        last_drop_log: None,
+    };
+    let tail = Arc::new(journaled::Tail::default());
+    let outlet = journaled::JournalOutlet {
+        writer,
+        stats: stats.clone(),
+        source,
+        tail: tail.clone(),
+    };
+    let max_frame = opts.max_frame;
+    let decoding = tokio::spawn(journal_decode::decode(
+        reader,
+        start,
+        sender,
+        tail,
+        max_frame,
+        shutdown.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        let res = read_journaled(spec, opts, outlet, shutdown).await;
+        let _ = decoding.await;
+        res
+    });
+    Ok(SourceHandle {
+        events: rx,
+        stats,
+        task,
+    })
+}
+
+async fn read_journaled(
+    spec: SourceSpec,
+    opts: ReaderOptions,
+    mut outlet: journaled::JournalOutlet,
+    mut shutdown: Shutdown,
+) -> Result<(), SourceError> {
+    match spec {
+        SourceSpec::Ipc(path) => ipc::read(path, &opts, &mut outlet, &mut shutdown).await,
+        SourceSpec::Tcp(addr) => tcp::read(addr, &opts, &mut outlet, &mut shutdown).await,
+        other => {
+            return Err(SourceError::Zmq(format!(
+                "{other} cannot be read into the journal"
+            )))
+        }
+    }
+    Ok(())
+}
+
 /// Reads `spec` until it ends (files), the receiver goes, or shutdown.
 pub async fn run(
     spec: SourceSpec,
@@ -255,5 +348,8 @@ pub async fn run(
         SourceSpec::Zmq(endpoint) => zmq::run(endpoint, opts, sender, shutdown).await,
         SourceSpec::Jsonl(path) => jsonl::run(path, sender, shutdown).await,
         SourceSpec::Capture(path) => capture::run(path, opts, sender, shutdown).await,
+        SourceSpec::Journal { dir, since, until } => {
+            journal_decode::run_history(dir, since, until, sender, shutdown).await
+        }
     }
 }

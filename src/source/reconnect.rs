@@ -12,14 +12,54 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::AsyncRead;
 
 use super::stream::{read_stream, StreamEnd};
-use super::{EventSender, ReaderOptions, ReceiverGone, GAP_TAG};
+use super::{EventSender, ReaderOptions, ReceiverGone, SourceStats, GAP_TAG};
 use crate::shutdown::Shutdown;
+
+/// Where a connection's bytes go: decoded into the channel (an
+/// [`EventSender`]), or raw into the journal (`journaled::JournalOutlet`).
+pub(crate) trait Outlet {
+    fn stats(&self) -> &Arc<SourceStats>;
+    fn source(&self) -> &Arc<str>;
+    /// Sends a marker event made by saltbridge (a gap).
+    fn marker(&mut self, tag: &str, data: Value) -> impl Future<Output = Result<(), ReceiverGone>>;
+    /// Reads one connection until it ends.
+    fn connection<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: S,
+        opts: &ReaderOptions,
+        shutdown: &mut Shutdown,
+    ) -> impl Future<Output = StreamEnd>;
+}
+
+impl Outlet for EventSender {
+    fn stats(&self) -> &Arc<SourceStats> {
+        EventSender::stats(self)
+    }
+
+    fn source(&self) -> &Arc<str> {
+        EventSender::source(self)
+    }
+
+    async fn marker(&mut self, tag: &str, data: Value) -> Result<(), ReceiverGone> {
+        self.send_marker(tag, data).await
+    }
+
+    async fn connection<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: S,
+        opts: &ReaderOptions,
+        shutdown: &mut Shutdown,
+    ) -> StreamEnd {
+        read_stream(stream, opts, self, shutdown).await
+    }
+}
 
 /// Capped exponential backoff.
 #[derive(Debug)]
@@ -67,7 +107,7 @@ impl Lost {
     }
 
     /// Counts the gap and sends its marker.
-    pub(crate) async fn report(self, sender: &mut EventSender) -> Result<(), ReceiverGone> {
+    pub(crate) async fn report(self, sender: &mut impl Outlet) -> Result<(), ReceiverGone> {
         let secs = self.since.elapsed().as_secs_f64();
         let stats = sender.stats();
         stats.gaps.fetch_add(1, Ordering::Relaxed);
@@ -83,7 +123,7 @@ impl Lost {
             "reconnected_at": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
             "seconds": secs,
         });
-        sender.send_marker(GAP_TAG, data).await
+        sender.marker(GAP_TAG, data).await
     }
 }
 
@@ -115,13 +155,14 @@ pub(crate) fn connect_hint(e: &std::io::Error) -> &'static str {
 /// until shutdown or until the receiver goes away. `address` (the socket
 /// path, or host:port) is what the logs say was tried.
 // Over 80 lines: the whole connect/read/back-off cycle in one loop, so its states are visible together.
-pub(crate) async fn run_reconnecting<S, F, Fut>(
+pub(crate) async fn run_reconnecting<S, F, Fut, O>(
     address: &str,
     mut connect: F,
     opts: &ReaderOptions,
-    sender: &mut EventSender,
+    sender: &mut O,
     shutdown: &mut Shutdown,
 ) where
+    O: Outlet,
     S: AsyncRead + Unpin,
     F: FnMut() -> Fut,
     Fut: Future<Output = std::io::Result<S>>,
@@ -181,7 +222,7 @@ pub(crate) async fn run_reconnecting<S, F, Fut>(
         }
         failures = 0;
         backoff.reset();
-        let end = read_stream(stream, opts, sender, shutdown).await;
+        let end = sender.connection(stream, opts, shutdown).await;
         sender.stats().set_connected(false);
         match end {
             StreamEnd::Shutdown | StreamEnd::ReceiverGone => return,

@@ -2,11 +2,13 @@
 //!
 //! `ipc:PATH` (a socket, or a master config file whose `sock_dir` and
 //! `ipc_mode` are read), `tcp:HOST:PORT`, `zmq:ENDPOINT`, `jsonl:PATH` (`-` is
-//! stdin) and `capture:PATH`. An empty `ipc:` or `tcp:` means Salt's default.
+//! stdin), `capture:PATH` and `journal:DIR` (the bus journal a `run` keeps,
+//! or its state directory). An empty `ipc:` or `tcp:` means Salt's default.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use super::master_config::{self, BusAddress};
 
@@ -28,13 +30,20 @@ pub enum SourceSpec {
     Jsonl(Option<PathBuf>),
     /// Raw bytes as captured from the socket.
     Capture(PathBuf),
+    /// The history in a bus journal (`replay`, `tail`, `explain`): what
+    /// was read from `since` to `until`; it ends at the journal's end.
+    Journal {
+        dir: PathBuf,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+    },
 }
 
 /// A SPEC that could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error(
-        "source {0:?}: expected ipc:PATH, tcp:HOST:PORT, zmq:ENDPOINT, jsonl:PATH (jsonl:- for stdin) or capture:PATH"
+        "source {0:?}: expected ipc:PATH, tcp:HOST:PORT, zmq:ENDPOINT, jsonl:PATH (jsonl:- for stdin), capture:PATH or journal:DIR"
     )]
     Syntax(String),
     #[error("source {spec:?}: {reason}")]
@@ -45,6 +54,13 @@ pub enum SpecError {
 
 impl SourceSpec {
     /// Live sources talk to a master and must never fall behind it.
+    /// Whether the daemon reads it through the journal: a byte stream
+    /// from a master (unix socket or TCP). ZeroMQ (2014-2015 masters) is
+    /// read as before, and files need no journal: they can be read again.
+    pub fn is_journaled(&self) -> bool {
+        matches!(self, SourceSpec::Ipc(_) | SourceSpec::Tcp(_))
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(
             self,
@@ -103,7 +119,17 @@ impl FromStr for SourceSpec {
             "jsonl" if rest == "-" => SourceSpec::Jsonl(None),
             "jsonl" if !rest.is_empty() => SourceSpec::Jsonl(Some(rest.into())),
             "capture" if !rest.is_empty() => SourceSpec::Capture(rest.into()),
-            "jsonl" | "capture" => return Err(invalid("a path is required")),
+            "journal" if !rest.is_empty() => {
+                let dir = PathBuf::from(rest);
+                // A state directory holds its journal in `journal/`.
+                let inner = dir.join("journal");
+                SourceSpec::Journal {
+                    dir: if inner.is_dir() { inner } else { dir },
+                    since: None,
+                    until: None,
+                }
+            }
+            "jsonl" | "capture" | "journal" => return Err(invalid("a path is required")),
             _ => return Err(SpecError::Syntax(s.into())),
         })
     }
@@ -118,6 +144,7 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Jsonl(None) => write!(f, "jsonl:-"),
             SourceSpec::Jsonl(Some(p)) => write!(f, "jsonl:{}", p.display()),
             SourceSpec::Capture(p) => write!(f, "capture:{}", p.display()),
+            SourceSpec::Journal { dir, .. } => write!(f, "journal:{}", dir.display()),
         }
     }
 }
@@ -136,6 +163,7 @@ mod tests {
             "jsonl:-",
             "jsonl:events.jsonl",
             "capture:a.bin",
+            "journal:/nonexistent/state",
         ] {
             let spec: SourceSpec = s.parse().unwrap();
             assert_eq!(spec.to_string(), s);

@@ -2,7 +2,7 @@
 //!
 //! The bytes are exactly those of the unix socket.
 
-use super::reconnect::run_reconnecting;
+use super::reconnect::{run_reconnecting, Outlet};
 use super::{EventSender, ReaderOptions, SourceError};
 use crate::shutdown::Shutdown;
 
@@ -13,12 +13,22 @@ pub async fn run(
     mut sender: EventSender,
     mut shutdown: Shutdown,
 ) -> Result<(), SourceError> {
+    read(addr, &opts, &mut sender, &mut shutdown).await;
+    Ok(())
+}
+
+/// Reads until shutdown, reconnecting as needed, into `outlet`.
+pub(crate) async fn read(
+    addr: String,
+    opts: &ReaderOptions,
+    outlet: &mut impl Outlet,
+    shutdown: &mut Shutdown,
+) {
     let connect = || async {
         let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
         // Events are small and latency matters more than packet count.
         s.set_nodelay(true)?;
         Ok::<_, std::io::Error>(s)
     };
-    run_reconnecting(&addr, connect, &opts, &mut sender, &mut shutdown).await;
-    Ok(())
+    run_reconnecting(&addr, connect, opts, outlet, shutdown).await;
 }

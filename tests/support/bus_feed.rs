@@ -188,3 +188,38 @@ impl Tally {
             .collect()
     }
 }
+
+/// The tag of the frame that ends a [`burst`].
+pub const END_TAG: &str = "saltbridge-test/end";
+
+/// Serves one reader on `path` a burst of `count` events of about `size`
+/// bytes, written as fast as the socket takes them (the writer blocks only
+/// when the socket buffer is full), then one `END_TAG` event. The thread
+/// returns how many events it wrote.
+pub fn burst(path: &Path, count: u64, size: usize) -> JoinHandle<u64> {
+    let listener = UnixListener::bind(path).unwrap();
+    let pad = "x".repeat(size.saturating_sub(60));
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return 0;
+        };
+        let mut written = 0;
+        let mut chunk = Vec::with_capacity(1 << 20);
+        while written < count {
+            chunk.clear();
+            let upto = (written + 2000).min(count);
+            for n in written..upto {
+                let data = serde_json::json!({"n": n, "pad": pad, "_stamp": format!("2026-11-27T00:00:00.{n:06}")});
+                chunk.extend(frame(TAG, &data));
+            }
+            if conn.write_all(&chunk).is_err() {
+                return written;
+            }
+            written = upto;
+        }
+        let _ = conn.write_all(&frame(END_TAG, &serde_json::json!({"n": count})));
+        // Keep the connection open: a close would be a gap to the reader.
+        std::thread::sleep(Duration::from_secs(600));
+        written
+    })
+}
