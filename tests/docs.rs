@@ -325,3 +325,52 @@ fn the_shell_words_are_split_as_a_shell_would() {
     assert_eq!(invocations("cargo run --release -- demo"), [vec!["demo"]]);
     assert!(invocations("salt-run state.event pretty=False > events.txt").is_empty());
 }
+
+/// The fields a sink's settings accept, from its own unknown-field error.
+fn sink_fields(settings: serde_json::Value) -> Vec<String> {
+    let e = match saltbridge::sink::Sink::check_config("probe", &settings) {
+        Ok(()) => panic!("probe accepted: {settings}"),
+        Err(e) => e.message,
+    };
+    let list = e
+        .split("expected ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no field list in: {e}"));
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_kafka_and_cloudevents_setting_is_documented() {
+    use serde_json::json;
+    let kafka = read("docs/sinks-kafka.md");
+    let fields = sink_fields(json!({"type": "kafka", "brokers": "b:9092", "topic": "t", "zzz": 1}));
+    assert!(fields.len() >= 12, "{fields:?}");
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !kafka.contains(&format!("| `{f}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "undocumented in docs/sinks-kafka.md: {missing:?}"
+    );
+    let ce = read("docs/cloudevents.md");
+    let mut fields = sink_fields(json!({"type": "kafka", "brokers": "b:9092", "topic": "t",
+        "format": "cloudevents", "cloudevents": {"zzz": 1}}));
+    fields.extend(sink_fields(json!({"type": "webhook", "url": "http://x/",
+        "format": "cloudevents", "cloudevents": {"mode": "zzz"}})));
+    fields.extend(sink_fields(
+        json!({"type": "webhook", "url": "http://x/", "format": "zzz"}),
+    ));
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !ce.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "undocumented in docs/cloudevents.md: {missing:?}"
+    );
+}

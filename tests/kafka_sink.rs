@@ -441,6 +441,14 @@ fn config_errors_name_the_field() {
     assert_eq!(field(with("timeout", json!("forever"))).0, "timeout");
     assert_eq!(field(with("compression", json!("brotli"))).0, "compression");
     assert_eq!(field(with("payload", json!("avro"))).0, "payload");
+    assert_eq!(field(with("format", json!("cloudevent"))).0, "format");
+    let mut ce_msgpack = with("format", json!("cloudevents"));
+    ce_msgpack["payload"] = json!("msgpack");
+    assert_eq!(field(ce_msgpack).0, "payload");
+    assert_eq!(
+        field(with("cloudevents", json!({"mode": "binary"}))).0,
+        "cloudevents"
+    );
     assert_eq!(field(with("topic", json!("salt.{{ tag"))).0, "topic");
     assert_eq!(field(with("key", json!("{% if %}"))).0, "key");
     assert_eq!(
@@ -458,4 +466,87 @@ fn config_errors_name_the_field() {
         &with("options", json!({"linger.ms": 5, "acks": "all"}))
     )
     .is_ok());
+}
+
+/// `format: cloudevents` against the broker, as the Kafka protocol binding
+/// describes it: structured mode's envelope with its content type, binary
+/// mode's `ce_*` headers with the data as the value; W3C trace context from
+/// the event's data as `traceparent`/`tracestate` headers in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudevents_records_in_both_modes_with_trace_context() {
+    let Some(broker) = Tansu::start() else { return };
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut data = json!({"cmd": "_return", "id": "web-01", "jid": "20261126135807141393",
+        "fun": "test.ping", "return": true, "retcode": 0, "success": true,
+        "_stamp": "2026-11-26T13:58:07.857326"});
+    data["traceparent"] = json!(TP);
+    let ev = Event::synthetic(
+        "salt/job/20261126135807141393/ret/web-01",
+        data,
+        Arc::from(SOURCE),
+    );
+    let o = Outgoing::new(ev, "r");
+    for mode in ["structured", "binary"] {
+        let topic = format!("salt.ce.{mode}");
+        let s = sink(settings(
+            &broker.brokers(),
+            &topic,
+            json!({"format": "cloudevents", "cloudevents": {"mode": mode}}),
+        ));
+        s.send(std::slice::from_ref(&o)).await.unwrap();
+        let got = consume(&broker.brokers(), &topic, 1, WAIT).await;
+        let c = &got[0];
+        assert_eq!(c.header("traceparent"), Some(TP), "{mode}");
+        assert_eq!(c.header("saltbridge-key"), Some(o.key.as_str()), "{mode}");
+        let value: Value = serde_json::from_slice(&c.payload).unwrap();
+        if mode == "binary" {
+            assert_eq!(c.header("content-type"), Some("application/json"));
+            assert_eq!(c.header("ce_specversion"), Some("1.0"));
+            assert_eq!(c.header("ce_id"), Some(o.key.as_str()));
+            assert_eq!(c.header("ce_source"), Some(SOURCE));
+            assert_eq!(c.header("ce_type"), Some("io.saltproject.job.ret"));
+            assert_eq!(c.header("ce_subject"), Some(o.event.tag()));
+            assert_eq!(c.header("ce_time"), Some("2026-11-26T13:58:07.857326Z"));
+            assert_eq!(value, *o.event.data());
+        } else {
+            assert_eq!(
+                c.header("content-type"),
+                Some("application/cloudevents+json; charset=UTF-8")
+            );
+            for (k, want) in [
+                ("specversion", "1.0"),
+                ("id", o.key.as_str()),
+                ("source", SOURCE),
+                ("type", "io.saltproject.job.ret"),
+                ("time", "2026-11-26T13:58:07.857326Z"),
+                ("traceparent", TP),
+            ] {
+                assert_eq!(value[k], want, "{k}");
+            }
+            assert_eq!(value["data"], *o.event.data());
+        }
+    }
+}
+
+/// The TLS, mutual TLS and SASL/SCRAM example of docs/sinks-kafka.md loads,
+/// and librdkafka accepts every property in it.
+#[test]
+fn the_documented_security_example_is_accepted() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/sinks-kafka.md"))
+        .unwrap();
+    let after = doc.split("<!-- kafka-security-example -->").nth(1).unwrap();
+    let yaml = after
+        .split("```yaml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let path = std::path::Path::new("docs/sinks-kafka.md");
+    let config = saltbridge::config::load_str(path, yaml, |k| Some(format!("test-{k}"))).unwrap();
+    let checked = saltbridge::config::each_sink(path, &config, |name, settings| {
+        KafkaSink::check_config(name, settings)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(checked.len(), 2);
 }

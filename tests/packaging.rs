@@ -95,3 +95,55 @@ fn the_unit_is_hardened() {
     // systemd calls up to 2.0 "OK"; a plain unit scores 9.6 ("UNSAFE").
     assert!(level <= 2.0, "exposure {level}:\n{report}");
 }
+
+/// The section names of an ELF file, as `readelf -S -W` lists them.
+fn elf_sections(path: &Path) -> String {
+    let out = Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `scripts/dist` on the binary just built: a shippable binary under 30 MB
+/// that still runs, with its line tables in `saltbridge.debug` and a
+/// `.gnu_debuglink` that names it. Needs binutils (objcopy, readelf):
+/// outside CI a missing one skips the test and says why.
+#[test]
+fn dist_splits_the_debug_info_off() {
+    let found = Command::new("objcopy")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "objcopy is missing (apt-get install binutils)"
+        );
+        eprintln!("skipped: objcopy is not installed (apt-get install binutils)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(root.join("scripts/dist"))
+        .arg(env!("CARGO_BIN_EXE_saltbridge"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bin = dir.path().join("saltbridge");
+    let debug = dir.path().join("saltbridge.debug");
+    let size = std::fs::metadata(&bin).unwrap().len();
+    assert!(
+        size < 30 * 1024 * 1024,
+        "the shipped binary is {size} bytes"
+    );
+    let shipped = elf_sections(&bin);
+    assert!(!shipped.contains(".debug_line"), "{shipped}");
+    assert!(shipped.contains(".gnu_debuglink"), "{shipped}");
+    assert!(elf_sections(&debug).contains(".debug_line"));
+    let out = Command::new(&bin).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("saltbridge "));
+}

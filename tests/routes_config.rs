@@ -173,3 +173,56 @@ fn job_byte_budgets_are_read_like_other_byte_sizes() {
         "defaults"
     );
 }
+
+/// `validate` checks each sink's own settings: a misspelt field or value
+/// gets a "did you mean", new fields included (the Teams connector preset,
+/// CloudEvents, OAuth 2.0).
+#[test]
+fn misspelt_sink_settings_suggest_the_close_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "presett: slack",
+            "sinks.chat.presett",
+            "did you mean `preset`?",
+        ),
+        (
+            "preset: teams_conector",
+            "sinks.chat.preset",
+            "did you mean `teams_connector`?",
+        ),
+        (
+            "format: cloudevent",
+            "sinks.chat.format",
+            "did you mean `cloudevents`?",
+        ),
+        (
+            "{format: cloudevents, cloudevents: {mdoe: binary}}",
+            "sinks.chat.cloudevents.mdoe",
+            "did you mean `mode`?",
+        ),
+        (
+            "auth: {oauht2: {}}",
+            "sinks.chat.auth",
+            "did you mean `oauth2`?",
+        ),
+        (
+            "auth: {oauth2: {token_url: 'http://t/', client_id: a, client_secret: b, scop: x}}",
+            "sinks.chat.auth.oauth2.scop",
+            "did you mean `scope`?",
+        ),
+    ];
+    for (setting, field, hint) in cases {
+        let text = format!("sinks:\n  chat: {{type: webhook, url: 'http://x', {setting}}}\n");
+        let path = dir.path().join("routes.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let errs = match saltbridge::config::check(&path) {
+            Ok(_) => panic!("{setting}: accepted"),
+            Err(e) => e.0,
+        };
+        let e = &errs[0];
+        assert_eq!(e.line, 2, "{setting}: {e}");
+        assert_eq!(e.field, field, "{setting}: {e}");
+        assert_eq!(e.hint.as_deref(), Some(hint), "{setting}: {e}");
+    }
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::error::{ConfigError, ConfigErrors};
 use super::Config;
 use crate::delivery::DeliverySettings;
+use crate::route::predicate::did_you_mean;
 use crate::sink::Sink;
 
 /// A sink ready to start: its name, the sink, and its delivery settings.
@@ -58,7 +59,8 @@ pub fn each_sink<T>(
                 } else {
                     format!("sinks.{name}.{}", e.field)
                 };
-                errors.push(located(&field, e.message));
+                let hint = sink_hint(&e.message);
+                errors.push(located(&field, e.message).with_hint(hint));
             }
         }
     }
@@ -66,5 +68,42 @@ pub fn each_sink<T>(
         Ok(built)
     } else {
         Err(config.redact(ConfigErrors(errors)))
+    }
+}
+
+/// "did you mean" for a sink's misspelt field or value, from serde's own
+/// message: "unknown field `urll`, expected one of `url`, ..." (and the
+/// same for an unknown variant such as a preset or a format).
+fn sink_hint(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (got, rest) = rest.split_once('`')?;
+    let known: Vec<&str> = rest
+        .split_once("expected ")?
+        .1
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    did_you_mean(got, &known).map(|k| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sink_hint;
+
+    #[test]
+    fn misspelt_sink_fields_and_values_get_a_hint() {
+        let m = "unknown field `urll`, expected one of `type`, `url`, `method`";
+        assert_eq!(sink_hint(m).as_deref(), Some("did you mean `url`?"));
+        let m =
+            "unknown variant `teams_conector`, expected one of `slack`, `teams`, `teams_connector`";
+        assert_eq!(
+            sink_hint(m).as_deref(),
+            Some("did you mean `teams_connector`?")
+        );
+        assert_eq!(sink_hint("unknown field `zzzzzz`, expected `url`"), None);
+        assert_eq!(sink_hint("must not be empty"), None);
     }
 }

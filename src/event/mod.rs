@@ -8,6 +8,7 @@
 
 pub mod json;
 pub mod partial;
+pub mod trace;
 
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -145,14 +146,24 @@ impl Event {
     /// is delivered (after a retry, a replay or a restart), so consumers can
     /// drop the duplicates that at-least-once delivery allows. It is the
     /// 128-bit XXH3 hash of the tag and the data's JSON text, as 32 hex
-    /// digits. Salt stamps every event (`_stamp`, microseconds), so two
+    /// digits; top-level `traceparent` and `tracestate` are left out of the
+    /// data. Salt stamps every event (`_stamp`, microseconds), so two
     /// distinct events do not share a key.
     pub fn idempotency_key(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(self.tag.as_bytes());
         h.update(&[0]);
-        h.update(self.data.as_str().as_bytes());
+        h.update(Self::key_data(self.data.as_str()).as_bytes());
         format!("{:032x}", h.digest128())
+    }
+
+    /// The data text the idempotency key hashes: without the trace context
+    /// members (`trace`), so the same fact under another span keeps its key.
+    fn key_data(data_json: &str) -> std::borrow::Cow<'_, str> {
+        match trace::without_trace_members(data_json) {
+            Some(cut) => std::borrow::Cow::Owned(cut),
+            None => std::borrow::Cow::Borrowed(data_json),
+        }
     }
 
     /// True for events saltbridge made itself.

@@ -7,6 +7,7 @@
 //! belong to `delivery`, so every sink gets them the same way.
 
 pub mod blackhole;
+pub mod cloudevents;
 pub mod kafka;
 pub mod webhook;
 

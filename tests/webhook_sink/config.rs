@@ -196,7 +196,16 @@ fn every_setting_is_documented() {
     fields.extend(accepted(with("auth", json!({"basic": {"zzz": 1}}))));
     fields.extend(accepted(with("auth", json!({"bearer": {"zzz": 1}}))));
     fields.extend(accepted(with("auth", json!({"zzz": {}}))));
+    fields.extend(accepted(with("auth", json!({"oauth2": {"zzz": 1}}))));
     fields.extend(accepted(with("preset", json!("zzz"))));
+    fields.extend(accepted(with("format", json!("zzz"))));
+    let ce = |v: Value| {
+        let mut c = with("format", json!("cloudevents"));
+        c["cloudevents"] = v;
+        c
+    };
+    fields.extend(accepted(ce(json!({"zzz": 1}))));
+    fields.extend(accepted(ce(json!({"mode": "zzz"}))));
     assert!(fields.len() >= 25, "{fields:?}");
     let missing: Vec<_> = fields
         .iter()

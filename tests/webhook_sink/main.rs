@@ -11,7 +11,9 @@ mod support;
 mod auth;
 mod batching;
 mod bodies;
+mod cloudevents;
 mod config;
+mod oauth2;
 mod outcomes;
 mod presets;
 

@@ -3,7 +3,7 @@
 
 use super::*;
 
-async fn preset_body(preset: &str, o: Outgoing) -> Value {
+pub(crate) async fn preset_body(preset: &str, o: Outgoing) -> Value {
     let rx = Receiver::start().await.unwrap();
     let s = sink(json!({"type": "webhook", "url": rx.url("/chat"), "preset": preset}));
     s.send(&[o]).await.unwrap();
@@ -13,7 +13,7 @@ async fn preset_body(preset: &str, o: Outgoing) -> Value {
 }
 
 /// All the text a chat message shows, joined.
-fn all_text(v: &Value) -> String {
+pub(crate) fn all_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Array(a) => a.iter().map(all_text).collect::<Vec<_>>().join("\n"),
@@ -24,7 +24,7 @@ fn all_text(v: &Value) -> String {
 
 #[tokio::test]
 async fn presets_on_a_failing_state_run() {
-    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+    for preset in ["slack", "teams", "teams_connector", "dingtalk", "feishu"] {
         let body = preset_body(preset, failing_state_ret()).await;
         println!(
             "{preset}:\n{}",
@@ -110,7 +110,7 @@ async fn preset_shapes() {
 
 #[tokio::test]
 async fn presets_on_cmd_run_exit_3() {
-    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+    for preset in ["slack", "teams", "teams_connector", "dingtalk", "feishu"] {
         let text = all_text(&preset_body(preset, cmd_exit3_ret()).await);
         for want in [
             "cmd.run failed on lab-minion",
@@ -125,7 +125,7 @@ async fn presets_on_cmd_run_exit_3() {
 
 #[tokio::test]
 async fn presets_on_test_ping() {
-    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+    for preset in ["slack", "teams", "teams_connector", "dingtalk", "feishu"] {
         let body = preset_body(preset, test_ping_ret()).await;
         let text = all_text(&body);
         for want in [
@@ -143,7 +143,7 @@ async fn presets_on_test_ping() {
 
 #[tokio::test]
 async fn presets_on_a_job_summary() {
-    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+    for preset in ["slack", "teams", "teams_connector", "dingtalk", "feishu"] {
         let body = preset_body(preset, summary_event()).await;
         println!(
             "{preset}:\n{}",
@@ -199,7 +199,7 @@ fn summary_of_capture(file: &str, route: &str) -> Outgoing {
 async fn presets_on_summaries_made_from_real_captures() {
     let state = summary_of_capture("c3_state_sls_failing.bin", "failed-job-summaries-to-chat");
     let down = summary_of_capture("e_minion_down.bin", "failed-job-summaries-to-chat");
-    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+    for preset in ["slack", "teams", "teams_connector", "dingtalk", "feishu"] {
         let text = all_text(&preset_body(preset, state.clone()).await);
         for want in [
             "state.sls on *: 1 of 1 minion failed",
@@ -228,7 +228,7 @@ async fn presets_on_a_state_failure_event() {
         fixture("c3_state_sls_failing.jsonl", "/sub/"),
         "state-errors",
     );
-    for preset in ["slack", "teams", "dingtalk", "feishu"] {
+    for preset in ["slack", "teams", "teams_connector", "dingtalk", "feishu"] {
         let text = all_text(&preset_body(preset, o.clone()).await);
         for want in [
             "state bad_state failed on lab-minion",

@@ -14,6 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use serde::{Deserialize, Deserializer};
 
+use crate::sink::cloudevents::{CloudEventsConfig, Format};
 use crate::sink::SinkConfigError;
 
 /// Headers that every record carries; `headers:` may not redefine them.
@@ -62,6 +63,12 @@ pub struct KafkaConfig {
     /// `json` (the default) or `msgpack`; see docs/sinks-kafka.md.
     #[serde(default)]
     pub payload: Option<String>,
+    /// `json` (saltbridge's record) or `cloudevents`.
+    #[serde(default)]
+    pub format: Format,
+    /// CloudEvents mode and source, with `format: cloudevents`.
+    #[serde(default)]
+    pub cloudevents: Option<CloudEventsConfig>,
 }
 
 fn default_true() -> bool {
@@ -144,6 +151,7 @@ impl KafkaConfig {
                 return Err(SinkConfigError::new(name, "payload", one_of(p, PAYLOADS)));
             }
         }
+        self.check_cloudevents(name)?;
         if self.timeout < Duration::from_millis(1) || self.timeout.as_millis() > i32::MAX as u128 {
             return Err(SinkConfigError::new(
                 name,
@@ -174,6 +182,36 @@ impl KafkaConfig {
         self.client_config(name)
             .create_native_config()
             .map_err(|e| self.librdkafka_error(name, e))?;
+        Ok(())
+    }
+
+    /// `format: cloudevents` writes JSON; `cloudevents:` needs it.
+    fn check_cloudevents(&self, name: &str) -> Result<(), SinkConfigError> {
+        if self.format != Format::Cloudevents {
+            if self.cloudevents.is_some() {
+                return Err(SinkConfigError::new(
+                    name,
+                    "cloudevents",
+                    "is only used with `format: cloudevents`",
+                ));
+            }
+            return Ok(());
+        }
+        if self.is_msgpack() {
+            return Err(SinkConfigError::new(
+                name,
+                "payload",
+                "`msgpack` cannot be combined with `format: cloudevents`, whose data is JSON",
+            ));
+        }
+        let source = self.cloudevents.as_ref().and_then(|c| c.source.as_deref());
+        if source.is_some_and(|s| s.trim().is_empty()) {
+            return Err(SinkConfigError::new(
+                name,
+                "cloudevents.source",
+                "must not be empty",
+            ));
+        }
         Ok(())
     }
 

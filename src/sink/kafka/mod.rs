@@ -64,7 +64,8 @@ type Kafka = FutureProducer<SinkContext>;
 pub struct KafkaSink {
     name: String,
     config: KafkaConfig,
-    records: RecordBuilder,
+    // Boxed, as the webhook's builder: keeps `Sink`'s variants of a size.
+    records: Box<RecordBuilder>,
     producer: RwLock<Arc<Kafka>>,
     /// Sends in a row that delivered nothing and had nothing refused.
     stalled: AtomicU32,
@@ -88,7 +89,7 @@ impl KafkaSink {
         value: &serde_json::Value,
     ) -> Result<KafkaSink, SinkConfigError> {
         let config = KafkaConfig::parse(name, value)?;
-        let records = RecordBuilder::new(name, &config)?;
+        let records = Box::new(RecordBuilder::new(name, &config)?);
         let producer = build_producer(name, &config)?;
         Ok(KafkaSink {
             name: name.to_string(),

@@ -18,8 +18,10 @@ use super::config::KafkaConfig;
 use super::template::{Template, Templates};
 use crate::event::json::write_str;
 use crate::event::partial::WantedKeys;
+use crate::event::trace::trace_context;
 use crate::outgoing::Outgoing;
 use crate::salt::Fnmatch;
+use crate::sink::cloudevents::{self, Attributes, CloudEventsConfig, Format, Mode};
 use crate::sink::SinkConfigError;
 
 /// Longest header value built from event data (the tag, a header
@@ -54,7 +56,8 @@ const MAX_TOPIC_LEN: usize = 249;
 pub struct Record {
     pub topic: String,
     pub key: String,
-    /// The `saltbridge-*` headers first, then the sink's `headers`, in name order.
+    /// The `saltbridge-*` headers first, then the sink's `headers`, in name
+    /// order, then `traceparent`/`tracestate` and the CloudEvents headers.
     pub headers: Vec<(String, String)>,
     pub payload: Vec<u8>,
 }
@@ -68,6 +71,8 @@ pub struct RecordBuilder {
     headers: Vec<(String, Template)>,
     msgpack: bool,
     job_return: Fnmatch,
+    /// `format: cloudevents`: its mode and source.
+    cloudevents: Option<CloudEventsConfig>,
 }
 
 impl RecordBuilder {
@@ -97,6 +102,8 @@ impl RecordBuilder {
             headers,
             msgpack: cfg.is_msgpack(),
             job_return: Fnmatch::new("salt/job/*/ret/*"),
+            cloudevents: (cfg.format == Format::Cloudevents)
+                .then(|| cfg.cloudevents.clone().unwrap_or_default()),
         })
     }
 
@@ -124,7 +131,10 @@ impl RecordBuilder {
             let v = render(t, &format!("header {name}"), &mut ctx)?;
             headers.push((name.clone(), bounded(&v)));
         }
-        let payload = if self.msgpack {
+        trace_headers(&mut headers, out);
+        let payload = if let Some(ce) = &self.cloudevents {
+            cloudevents_record(ce, out, &mut headers)
+        } else if self.msgpack {
             msgpack_payload(out)
         } else {
             json_payload(out)
@@ -136,6 +146,41 @@ impl RecordBuilder {
             payload,
         })
     }
+}
+
+/// W3C `traceparent` and `tracestate` headers from the event's data, when valid.
+fn trace_headers(headers: &mut Vec<(String, String)>, out: &Outgoing) {
+    if let Some(t) = trace_context(out.event.data_json()) {
+        headers.push(("traceparent".into(), t.traceparent));
+        if let Some(state) = t.tracestate {
+            headers.push(("tracestate".into(), state));
+        }
+    }
+}
+
+/// `format: cloudevents` (Kafka protocol binding): structured mode's
+/// envelope as the value with `content-type: application/cloudevents+json`,
+/// or binary mode's `ce_*` headers with the data as the value.
+fn cloudevents_record(
+    ce: &CloudEventsConfig,
+    out: &Outgoing,
+    headers: &mut Vec<(String, String)>,
+) -> Vec<u8> {
+    if ce.mode == Mode::Binary {
+        let attrs = Attributes::of(out, ce.source.as_deref());
+        headers.push(("content-type".into(), "application/json".into()));
+        for (name, value) in attrs.pairs() {
+            headers.push((format!("ce_{name}"), bounded(value)));
+        }
+        return out.event.data_json().as_bytes().to_vec();
+    }
+    headers.push((
+        "content-type".into(),
+        format!("{}; charset=UTF-8", cloudevents::STRUCTURED_CONTENT_TYPE),
+    ));
+    let mut buf = Vec::with_capacity(out.event.data_json().len() + 400);
+    cloudevents::write_event(&mut buf, out, ce.source.as_deref());
+    buf
 }
 
 /// The default key: the minion id of a job return, else the jid, else the tag.

@@ -4,6 +4,8 @@
 //! - 2xx: delivered. DingTalk and Feishu answer HTTP 200 even when they
 //!   refuse a message, with an error code in the JSON body; for those presets
 //!   the code decides (their rate limits are retried, anything else rejected).
+//!   A legacy Teams connector (`teams_connector`) says it failed in the text
+//!   of a 200: its throttling is retried, another failure rejected.
 //! - 408, 429 and 5xx: retry. On 429 and 503 the server's `Retry-After`
 //!   (delay-seconds or an HTTP-date) is passed on.
 //! - 3xx: rejected. Redirects are not followed (a POST turned into a GET by
@@ -78,6 +80,7 @@ pub fn classify(
         return match preset {
             Some(Preset::Dingtalk) => dingtalk_answer(body, &what, code),
             Some(Preset::Feishu) => feishu_answer(body, &what, code),
+            Some(Preset::TeamsConnector) => teams_connector_answer(body, &what, code),
             _ => Ok(()),
         };
     }
@@ -166,6 +169,32 @@ fn feishu_answer(body: &[u8], what: &str, code: u16) -> Result<(), SendError> {
             status: Some(code),
         }),
     }
+}
+
+/// A legacy Teams connector answers `1` with HTTP 200, and also HTTP 200
+/// with `Webhook message delivery failed with error: Microsoft Teams
+/// endpoint returned HTTP error 429 ...` when it throttles (Microsoft's
+/// "Rate limiting for connectors"): that is retried; another delivery
+/// failure is rejected; any other body counts as delivered.
+fn teams_connector_answer(body: &[u8], what: &str, code: u16) -> Result<(), SendError> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    if !text
+        .trim_start()
+        .starts_with("Webhook message delivery failed")
+    {
+        return Ok(());
+    }
+    if text.contains("HTTP error 429") {
+        return Err(SendError::Retry {
+            reason: with_excerpt(format!("{what}: Teams connector rate limit"), body),
+            status: Some(code),
+            retry_after: None,
+        });
+    }
+    Err(SendError::Reject {
+        reason: with_excerpt(format!("{what}: Teams connector refused the message"), body),
+        status: Some(code),
+    })
 }
 
 /// Classifies a request that got no (complete) answer.
@@ -302,5 +331,29 @@ mod tests {
         );
         // Other presets and plain webhooks: any 2xx is delivered.
         assert!(classify(ok, &h, br#"{"errcode":1}"#, "x", None, now).is_ok());
+    }
+
+    #[test]
+    fn teams_connector_failures_inside_http_200() {
+        let h = HeaderMap::new();
+        let now = SystemTime::now();
+        let ok = StatusCode::OK;
+        let conn = Some(Preset::TeamsConnector);
+        assert!(classify(ok, &h, b"1", "x", conn, now).is_ok());
+        let throttled = b"Webhook message delivery failed with error: Microsoft Teams endpoint \
+            returned HTTP error 429 with ContextId tcid=0,server=msgapi,cv=x.0.";
+        assert!(matches!(
+            classify(ok, &h, throttled, "x", conn, now),
+            Err(SendError::Retry { .. })
+        ));
+        let refused = b"Webhook message delivery failed with error: Microsoft Teams endpoint \
+            returned HTTP error 413 with ContextId tcid=0.";
+        assert!(matches!(
+            classify(ok, &h, refused, "x", conn, now),
+            Err(SendError::Reject { .. })
+        ));
+        // A Workflows webhook answers 202 with no body.
+        let accepted = StatusCode::ACCEPTED;
+        assert!(classify(accepted, &h, b"", "x", Some(Preset::Teams), now).is_ok());
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::sink::cloudevents::{CloudEventsConfig, Format, Mode};
 use crate::sink::SinkConfigError;
 
 /// Default signature header of `auth: {hmac: ...}`.
@@ -39,7 +40,8 @@ pub struct WebhookConfig {
     /// body is the event as JSON (see `docs/sinks-webhook.md`).
     #[serde(default)]
     pub body: Option<String>,
-    /// A chat message format: slack, teams, dingtalk or feishu (alias lark).
+    /// A chat message format: slack, teams, teams_connector, dingtalk or
+    /// feishu (alias lark).
     #[serde(default)]
     pub preset: Option<Preset>,
     /// How the request proves where it comes from.
@@ -62,16 +64,25 @@ pub struct WebhookConfig {
     /// cut, a longer rendered template rejects only that event.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// `json` (the default body) or `cloudevents`.
+    #[serde(default)]
+    pub format: Format,
+    /// CloudEvents mode and source, with `format: cloudevents`.
+    #[serde(default)]
+    pub cloudevents: Option<CloudEventsConfig>,
 }
 
 /// The chat formats a webhook sink can produce by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Preset {
     /// Slack incoming webhook: `text` + `blocks`.
     Slack,
-    /// Microsoft Teams (workflow or incoming webhook): an Adaptive Card message.
+    /// Microsoft Teams through a Workflows webhook ("Post to a channel when
+    /// a webhook request is received"): an Adaptive Card message.
     Teams,
+    /// A legacy Office 365 connector incoming webhook: a MessageCard.
+    TeamsConnector,
     /// DingTalk custom robot: a markdown message, signed when `secret` is set.
     Dingtalk,
     /// Feishu / Lark custom bot: an interactive card, signed when `secret` is set.
@@ -84,13 +95,15 @@ impl Preset {
         match self {
             Preset::Slack => "slack",
             Preset::Teams => "teams",
+            Preset::TeamsConnector => "teams_connector",
             Preset::Dingtalk => "dingtalk",
             Preset::Feishu => "feishu",
         }
     }
 }
 
-/// `auth:` one of `bearer: {token}`, `basic: {username, password}`, `hmac: {secret, ...}`.
+/// `auth:` one of `bearer: {token}`, `basic: {username, password}`,
+/// `hmac: {secret, ...}`, `oauth2: {token_url, client_id, client_secret, ...}`.
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Auth {
@@ -100,6 +113,24 @@ pub enum Auth {
     Basic { username: String, password: String },
     /// An HMAC-SHA256 signature of the timestamp and the body.
     Hmac(HmacAuth),
+    /// `Authorization: Bearer <token>` from an OAuth 2.0 client-credentials grant.
+    Oauth2(OAuth2Auth),
+}
+
+/// `auth: {oauth2: {...}}`: see "OAuth 2.0" in `docs/sinks-webhook.md`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Auth {
+    /// The token endpoint, `https://...`.
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Sent as `scope` when set (Entra ID: `api://<app>/.default`).
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Sent as `audience` when set (Auth0, Okta).
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 /// `auth: {hmac: {...}}`: see "Signed requests" in `docs/sinks-webhook.md`.
@@ -252,6 +283,7 @@ impl WebhookConfig {
                 ));
             }
         }
+        self.check_cloudevents(name)?;
         match &self.auth {
             Some(Auth::Bearer { token }) if token.is_empty() => {
                 return Err(SinkConfigError::new(
@@ -283,6 +315,7 @@ impl WebhookConfig {
                     ));
                 }
             }
+            Some(Auth::Oauth2(o)) => check_oauth2(name, o)?,
             _ => {}
         }
         for header in self.headers.keys() {
@@ -299,7 +332,9 @@ impl WebhookConfig {
                 ));
             }
             let taken_by_auth = match &self.auth {
-                Some(Auth::Bearer { .. } | Auth::Basic { .. }) => lower == "authorization",
+                Some(Auth::Bearer { .. } | Auth::Basic { .. } | Auth::Oauth2(_)) => {
+                    lower == "authorization"
+                }
                 Some(Auth::Hmac(h)) => {
                     lower == h.header.to_ascii_lowercase()
                         || lower == h.timestamp_header.to_ascii_lowercase()
@@ -316,6 +351,75 @@ impl WebhookConfig {
         }
         Ok(())
     }
+}
+
+impl WebhookConfig {
+    /// `format: cloudevents` writes the body itself, one event per request
+    /// in binary mode; `cloudevents:` needs it.
+    fn check_cloudevents(&self, name: &str) -> Result<(), SinkConfigError> {
+        if self.format != Format::Cloudevents {
+            if self.cloudevents.is_some() {
+                return Err(SinkConfigError::new(
+                    name,
+                    "cloudevents",
+                    "is only used with `format: cloudevents`",
+                ));
+            }
+            return Ok(());
+        }
+        let clash = if self.preset.is_some() {
+            Some("preset")
+        } else if self.body.is_some() {
+            Some("body")
+        } else {
+            None
+        };
+        if let Some(field) = clash {
+            return Err(SinkConfigError::new(
+                name,
+                field,
+                "cannot be combined with `format: cloudevents`, which writes the body",
+            ));
+        }
+        let ce = self.cloudevents.clone().unwrap_or_default();
+        if ce.mode == Mode::Binary && self.batch.is_some() {
+            return Err(SinkConfigError::new(
+                name,
+                "cloudevents.mode",
+                "binary mode sends one event per request: remove `batch` or use `structured`",
+            ));
+        }
+        if ce.source.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(SinkConfigError::new(
+                name,
+                "cloudevents.source",
+                "must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `auth.oauth2`: an http(s) token URL and non-empty credentials.
+fn check_oauth2(name: &str, o: &OAuth2Auth) -> Result<(), SinkConfigError> {
+    let url_ok = reqwest::Url::parse(o.token_url.trim())
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    if !url_ok {
+        return Err(SinkConfigError::new(
+            name,
+            "auth.oauth2.token_url",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    for (field, value) in [
+        ("auth.oauth2.client_id", &o.client_id),
+        ("auth.oauth2.client_secret", &o.client_secret),
+    ] {
+        if value.is_empty() {
+            return Err(SinkConfigError::new(name, field, "must not be empty"));
+        }
+    }
+    Ok(())
 }
 
 /// Shows `scheme://host[:port]` of a URL (template), never its path or query,
@@ -345,6 +449,8 @@ impl fmt::Debug for WebhookConfig {
             .field("concurrency", &self.concurrency)
             .field("batch", &self.batch)
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("format", &self.format)
+            .field("cloudevents", &self.cloudevents)
             .finish()
     }
 }
@@ -359,6 +465,14 @@ impl fmt::Debug for Auth {
                 .field("secret", &"<redacted>")
                 .field("header", &h.header)
                 .field("timestamp_header", &h.timestamp_header)
+                .finish(),
+            Auth::Oauth2(o) => f
+                .debug_struct("OAuth2")
+                .field("token_url", &redact_url(&o.token_url))
+                .field("client_id", &o.client_id)
+                .field("client_secret", &"<redacted>")
+                .field("scope", &o.scope)
+                .field("audience", &o.audience)
                 .finish(),
         }
     }

@@ -8,6 +8,10 @@
 //! - Teams: a `message` with one Adaptive Card (version 1.4, accepted by
 //!   Teams workflows and incoming webhooks): a coloured title, a FactSet,
 //!   lists as markdown, the return in a monospaced block.
+//! - Teams connector (`teams_connector`): the legacy Office 365 connector
+//!   `MessageCard` (title, theme colour, facts, markdown sections), for
+//!   incoming webhooks created before Microsoft retired connectors; a
+//!   Workflows webhook refuses it.
 //! - DingTalk: a robot `markdown` message; `title` is what the notification shows.
 //! - Feishu / Lark: an `interactive` card with a coloured header, the facts
 //!   as short fields, lists as `lark_md`, and a note with the footer.
@@ -163,6 +167,56 @@ pub fn teams(m: &Message) -> Value {
                 "body": body
             }
         }]
+    })
+}
+
+/// The legacy Office 365 connector card (`@type: MessageCard`), as the
+/// connector reference documents it: `summary` is the notification text,
+/// `themeColor` a hex colour, `sections` with `facts` and markdown `text`.
+pub fn teams_connector(m: &Message) -> Value {
+    let color = match m.status {
+        Status::Ok => "2EB886",
+        Status::Failed => "D13438",
+        Status::Warning => "FFB900",
+        Status::Info => "6264A7",
+    };
+    let mut sections = Vec::new();
+    if !m.facts.is_empty() {
+        let facts: Vec<Value> = m
+            .facts
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect();
+        sections.push(json!({"facts": facts, "markdown": false}));
+    }
+    for sec in &m.sections {
+        sections.push(json!({
+            "activityTitle": sec.heading,
+            "text": list_md(&sec.items, sec.more, "- ", Label::Bold, no_escape),
+            "markdown": true
+        }));
+    }
+    if let Some(code) = &m.code {
+        // Connector markdown has no code block; `pre` keeps the layout.
+        let escaped = code
+            .text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        sections.push(json!({
+            "activityTitle": code.heading,
+            "text": format!("<pre>{escaped}</pre>"),
+            "markdown": true
+        }));
+    }
+    sections.push(json!({"text": m.footer, "markdown": false}));
+    json!({
+        "@type": "MessageCard",
+        "@context": "https://schema.org/extensions",
+        "summary": m.headline(),
+        "themeColor": color,
+        "title": m.headline(),
+        "sections": sections
     })
 }
 

@@ -1,4 +1,5 @@
-//! Chat presets: `preset: slack | teams | dingtalk | feishu` writes the body
+//! Chat presets: `preset: slack | teams | teams_connector | dingtalk | feishu`
+//! writes the body
 //! itself, a readable message about the event, so a chat webhook needs no
 //! template.
 //!
@@ -21,6 +22,7 @@ pub fn render(preset: Preset, o: &Outgoing) -> Value {
     match preset {
         Preset::Slack => chat::slack(&m),
         Preset::Teams => chat::teams(&m),
+        Preset::TeamsConnector => chat::teams_connector(&m),
         Preset::Dingtalk => chat::dingtalk(&m),
         Preset::Feishu => chat::feishu(&m),
     }
