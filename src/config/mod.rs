@@ -119,22 +119,32 @@ pub fn load_str(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    load_str_with(path, text, env, |p| std::fs::read_to_string(p))
+}
+
+/// [`load_str`], reading `${file:...}` through `read_file` (the fuzz target's
+/// stand-in for the file system).
+pub fn load_str_with(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+    read_file: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<Config, ConfigErrors> {
     if text.len() > MAX_FILE_BYTES {
         let why = format!("the file is larger than {MAX_FILE_BYTES} bytes");
         return Err(ConfigError::new(path, None, "", why).into());
     }
-    let (text, redactor) =
-        interpolate_tracked(text, env, |p| std::fs::read_to_string(p)).map_err(|errs| {
-            ConfigErrors(
-                errs.into_iter()
-                    .map(|e| ConfigError {
-                        line: e.line,
-                        column: e.column,
-                        ..ConfigError::new(path, None, "", e.message)
-                    })
-                    .collect(),
-            )
-        })?;
+    let (text, redactor) = interpolate_tracked(text, env, read_file).map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|e| ConfigError {
+                    line: e.line,
+                    column: e.column,
+                    ..ConfigError::new(path, None, "", e.message)
+                })
+                .collect(),
+        )
+    })?;
     load_substituted(path, &text, redactor.clone()).map_err(|e| redact(&redactor, e))
 }
 

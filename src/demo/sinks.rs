@@ -10,6 +10,7 @@ use crate::config;
 use crate::config::{Config, ConfigErrors};
 use crate::outgoing::Outgoing;
 use crate::receiver::{Receiver, Recorded};
+#[cfg(feature = "kafka")]
 use crate::sink::kafka::{KafkaConfig, RecordBuilder};
 use crate::sink::webhook::WebhookSink;
 use crate::sink::SinkConfigError;
@@ -18,6 +19,7 @@ use crate::sink::SinkConfigError;
 pub enum DemoSink {
     // Boxed: the two differ in size, and there are only a few sinks.
     Webhook(Box<WebhookSink>),
+    #[cfg(feature = "kafka")]
     Kafka(Box<RecordBuilder>),
 }
 
@@ -43,6 +45,7 @@ impl DemoSink {
     pub fn kind(&self) -> &'static str {
         match self {
             DemoSink::Webhook(_) => "webhook",
+            #[cfg(feature = "kafka")]
             DemoSink::Kafka(_) => "kafka",
         }
     }
@@ -61,6 +64,7 @@ impl DemoSink {
                     Delivered::Failed(e.to_string())
                 }
             },
+            #[cfg(feature = "kafka")]
             DemoSink::Kafka(records) => match records.build(out) {
                 Ok(r) => Delivered::Kafka {
                     topic: r.topic,
@@ -91,6 +95,7 @@ fn build_one(
     receiver_url: &str,
 ) -> Result<DemoSink, SinkConfigError> {
     match settings.get("type").and_then(|t| t.as_str()) {
+        #[cfg(feature = "kafka")]
         Some("kafka") => {
             let config = KafkaConfig::parse(name, settings)?;
             RecordBuilder::new(name, &config).map(|r| DemoSink::Kafka(Box::new(r)))
