@@ -1,6 +1,9 @@
+// Over 500 lines: one test per fault scenario, each read top to bottom; the shared parts are in tests/support.
 //! Fault tests with real peers: a webhook receiver that goes away for a
 //! minute, a Kafka broker killed and started again, saltbridge killed with
-//! SIGKILL five times mid-stream, and the disk bound reached. Each streams
+//! SIGKILL five times mid-stream (counting what reached the spool, then
+//! what reached the bus journal), a burst written at socket speed, and the
+//! disk bound reached. Each streams
 //! numbered events from a stand-in publisher on a unix socket (the bus
 //! framing), counts what arrived by number and prints
 //! `sent / delivered / duplicates / lost`. (The Salt master restart is in
