@@ -41,6 +41,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "max_jobs",
     "max_job_bytes",
     "max_tracked_bytes",
+    "masters",
+    "id",
+    "master_config",
+    "cluster_peers",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {
@@ -48,6 +52,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigErr
         return Ok(RoutesFile {
             source: None,
             twins: Default::default(),
+            masters: None,
             drop: Default::default(),
             jobs: Default::default(),
             sinks: BTreeMap::new(),

@@ -8,6 +8,7 @@
 
 pub mod json;
 pub mod partial;
+pub mod peer;
 
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -28,7 +29,26 @@ pub struct Event {
     received_at: SystemTime,
     source: Arc<str>,
     raw: Option<RawBody>,
+    /// Shared: every event of this master carries the same one.
+    provenance: Option<Arc<Provenance>>,
     parsed: OnceLock<Value>,
+}
+
+/// Where an event comes from beyond the bus it was read on: the master
+/// that published it, the syndic that relayed it, whether saltbridge
+/// rebuilt it from the job cache. Set by the twin filter (masters and
+/// syndics) and the backfill; kept in the spool; shown to every sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The id of the master that published the event: the bridge's own
+    /// master, or the origin of a cluster peer copy (`__peer_id`).
+    pub master: Option<Arc<str>>,
+    /// A cluster peer copy: published by `master`, another master of the cluster.
+    pub peer: bool,
+    /// The syndic that relayed the event to this master of masters.
+    pub syndic: Option<Arc<str>>,
+    /// Rebuilt from the master's job cache after a gap, not read on the bus.
+    pub backfilled: bool,
 }
 
 /// Valid JSON text. Only the decoder, `serde_json` and this module make one.
@@ -83,6 +103,7 @@ impl Event {
             received_at,
             source,
             raw,
+            provenance: None,
             parsed: OnceLock::new(),
         }
     }
@@ -130,6 +151,33 @@ impl Event {
         self.raw.as_ref()
     }
 
+    /// Which master published it, which syndic relayed it, and whether it
+    /// was backfilled.
+    pub fn provenance(&self) -> &Provenance {
+        static UNKNOWN: Provenance = Provenance {
+            master: None,
+            peer: false,
+            syndic: None,
+            backfilled: false,
+        };
+        self.provenance.as_deref().unwrap_or(&UNKNOWN)
+    }
+
+    /// Sets where the event comes from (shared with other events).
+    pub fn set_provenance(&mut self, p: Arc<Provenance>) {
+        self.provenance = Some(p);
+    }
+
+    /// Changes this event's provenance alone.
+    pub fn provenance_mut(&mut self) -> &mut Provenance {
+        Arc::make_mut(self.provenance.get_or_insert_with(Default::default))
+    }
+
+    /// The id of the master that published the event, if known.
+    pub fn master(&self) -> Option<&str> {
+        self.provenance().master.as_deref()
+    }
+
     /// Bytes this event holds on the heap, roughly: its tag, its JSON text
     /// and the bus bytes it keeps, plus a fixed overhead. What bounds the
     /// channel between the source and the pipeline in bytes.
@@ -146,12 +194,14 @@ impl Event {
     /// drop the duplicates that at-least-once delivery allows. It is the
     /// 128-bit XXH3 hash of the tag and the data's JSON text, as 32 hex
     /// digits. Salt stamps every event (`_stamp`, microseconds), so two
-    /// distinct events do not share a key.
+    /// distinct events do not share a key. A top-level `__peer_id` is left
+    /// out, so a cluster peer's copy of an event has the original's key on
+    /// every master ([`peer::without_peer_id`]).
     pub fn idempotency_key(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(self.tag.as_bytes());
         h.update(&[0]);
-        h.update(self.data.as_str().as_bytes());
+        h.update(peer::without_peer_id(self.data.as_str()).as_bytes());
         format!("{:032x}", h.digest128())
     }
 
@@ -203,6 +253,27 @@ mod tests {
             Arc::from("x"),
         );
         assert_ne!(a.idempotency_key(), other_tag.idempotency_key());
+    }
+
+    #[test]
+    fn a_peer_copy_has_the_original_key() {
+        let text = |t: &str| JsonText::trusted(t.into());
+        let at = SystemTime::now();
+        let original = Event::new(
+            "my/tag".into(),
+            text(r#"{"x":1,"_stamp":"s"}"#),
+            at,
+            Arc::from("a"),
+            None,
+        );
+        let copy = Event::new(
+            "my/tag".into(),
+            text(r#"{"x":1,"_stamp":"s","__peer_id":"m1"}"#),
+            at,
+            Arc::from("b"),
+            None,
+        );
+        assert_eq!(original.idempotency_key(), copy.idempotency_key());
     }
 
     #[test]
