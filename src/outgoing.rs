@@ -31,10 +31,16 @@ impl Outgoing {
     }
 
     /// The context every template sees: `tag`, `data`, `route`, `key`,
-    /// `received_at` (RFC 3339), `source`.
+    /// `received_at` (RFC 3339), `source`, `master` (the id of the master
+    /// that published the event), `syndic` (the syndic that relayed it, or
+    /// none) and `backfilled` (read from the job cache, not the bus).
     pub fn template_context(&self) -> minijinja::Value {
         let received: SystemTime = self.event.received_at();
+        let p = self.event.provenance();
         minijinja::context! {
+            master => p.master.as_deref(),
+            syndic => p.syndic.as_deref(),
+            backfilled => p.backfilled,
             tag => self.event.tag(),
             data => minijinja::Value::from(minijinja::value::Serde(self.event.data())),
             route => &self.route,
@@ -42,5 +48,11 @@ impl Outgoing {
             received_at => humantime::format_rfc3339_micros(received).to_string(),
             source => self.event.source(),
         }
+    }
+
+    /// The master to name in a `saltbridge-master` / `x-saltbridge-master`
+    /// header: the one that published the event, else the source read.
+    pub fn master(&self) -> &str {
+        self.event.master().unwrap_or_else(|| self.event.source())
     }
 }

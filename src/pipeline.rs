@@ -6,6 +6,9 @@
 //! before routing (so the tracker sees the `saltutil.find_job` polls that
 //! `drop.find_job` keeps from the routes), and the job summaries it emits
 //! are routed right after the event that completed them, like any event.
+//! A cluster peer's copy (a `cluster_peer` twin) is shown to the job tracker
+//! but not routed, and so is the summary of a job a peer published: each
+//! master's bridge routes what its master published.
 
 use std::time::Instant;
 
@@ -42,7 +45,7 @@ impl Pipeline {
     /// predicates matched.
     pub fn new(config: Config, explain: bool) -> Self {
         Pipeline {
-            twins: TwinFilter::new(config.twins),
+            twins: TwinFilter::new(config.twins).with_master(config.masters.identity()),
             jobs: JobTracker::new(config.jobs),
             table: config.routes,
             explain,
@@ -117,18 +120,38 @@ impl Pipeline {
                     event,
                     kind,
                     twin_of,
-                } => out.push(Outcome::Twin {
-                    event,
-                    kind,
-                    twin_of,
-                }),
+                } => {
+                    // A peer's copy is not routed here, but a return that
+                    // landed on the peer completes this master's job.
+                    let summaries = match kind {
+                        TwinKind::ClusterPeer => self.jobs.push(&event, now),
+                        _ => Vec::new(),
+                    };
+                    out.push(Outcome::Twin {
+                        event,
+                        kind,
+                        twin_of,
+                    });
+                    self.route_summaries(summaries, now, &mut out);
+                }
             }
         }
         out
     }
 
+    /// Routes job summaries; the summary of a job a peer published is the
+    /// peer's bridge's to send, so it is dropped as a `cluster_peer` twin.
     fn route_summaries(&mut self, summaries: Vec<Event>, now: Instant, out: &mut Vec<Outcome>) {
         for event in summaries {
+            if event.provenance().peer && self.twins.is_enabled(TwinKind::ClusterPeer) {
+                let twin_of = event.tag().to_owned();
+                out.push(Outcome::Twin {
+                    event,
+                    kind: TwinKind::ClusterPeer,
+                    twin_of,
+                });
+                continue;
+            }
             let routing = self.table.route(&event, now, self.explain);
             out.push(Outcome::Routed { event, routing });
         }

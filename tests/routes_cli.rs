@@ -53,7 +53,7 @@ fn explain_json(capture: &str) -> Vec<String> {
     let out = bin()
         .args(["explain", "-f", "json", "-c"])
         .arg(top().join("routes.yaml"))
-        .arg("--source")
+        .args(["--master-id", "lab-master", "--source"])
         .arg(format!(
             "capture:{}",
             top().join("tests/fixtures").join(capture).display()
@@ -79,7 +79,8 @@ fn line(
     routes: &[&str],
     sinks: &[&str],
 ) -> String {
-    serde_json::json!({"tag": tag, "twin_of": twin_of, "dropped_by": dropped_by, "routes": routes, "sinks": sinks}).to_string()
+    serde_json::json!({"tag": tag, "twin_of": twin_of, "dropped_by": dropped_by, "routes": routes, "sinks": sinks,
+        "master": "lab-master", "syndic": null, "backfilled": false}).to_string()
 }
 
 #[test]

@@ -16,6 +16,7 @@ use super::{Color, EX_CONFIG};
 use saltbridge::config;
 use saltbridge::config::{load_file, reload};
 use saltbridge::daemon::drive::{drive, Consumer};
+use saltbridge::event::Event;
 use saltbridge::pipeline::{Outcome, Pipeline};
 use saltbridge::route::Routing;
 use saltbridge::shutdown::{os_signal, ShutdownSignal};
@@ -36,6 +37,9 @@ pub struct ExplainArgs {
     pub format: ExplainFormat,
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// The id of the master the events come from [default: `masters.id`, else the master config's `id`, else `<hostname>_master`].
+    #[arg(long, value_name = "ID")]
+    pub master_id: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,13 +59,16 @@ struct Tally {
 }
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let config = match load_file(&args.config) {
+    let mut config = match load_file(&args.config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
+    if let Some(id) = &args.master_id {
+        config.masters.id = Some(id.clone());
+    }
     let spec = config::choose_source(args.source.clone(), &config);
     let (signal, shutdown) = ShutdownSignal::new();
     let reloads = spec
@@ -167,8 +174,14 @@ fn print(
             *tally.twins.entry(kind.name()).or_default() += 1;
             match format {
                 ExplainFormat::Json => {
-                    json_line(out, event.tag(), Some(kind.name()), None, &[], &[])
+                    json_line(out, event, Some(kind.name()), None, &[], &[])
                 }
+                ExplainFormat::Text if *kind == TwinKind::ClusterPeer => writeln!(
+                    out,
+                    "{bold}{}{reset}\n  {red}dropped{reset}: cluster peer copy (cluster_peer) of {twin_of} published by {}; its bridge routes it",
+                    event.tag(),
+                    event.master().unwrap_or("?")
+                ),
                 ExplainFormat::Text => writeln!(
                     out,
                     "{bold}{}{reset}\n  {red}dropped{reset}: Salt twin ({}) of {twin_of}",
@@ -184,7 +197,7 @@ fn print(
                 let sinks: Vec<&str> = routing.sinks.iter().map(String::as_str).collect();
                 return json_line(
                     out,
-                    event.tag(),
+                    event,
                     None,
                     routing.dropped_by.as_deref(),
                     &names,
@@ -222,9 +235,10 @@ fn print(
             } else {
                 writeln!(
                     out,
-                    "  sinks: {} {dim}(key {}){reset}",
+                    "  sinks: {} {dim}(key {}, {}){reset}",
                     routing.sinks.join(", "),
-                    event.idempotency_key()
+                    event.idempotency_key(),
+                    provenance_text(event)
                 )?;
             }
             Ok(())
@@ -244,14 +258,32 @@ fn count(r: &Routing, tally: &mut Tally) {
     }
 }
 
+/// `master m1`, `via syndic s`, `backfilled`: where the event comes from.
+fn provenance_text(event: &Event) -> String {
+    let p = event.provenance();
+    let mut parts = vec![format!("master {}", p.master.as_deref().unwrap_or("?"))];
+    if p.peer {
+        parts.push("cluster peer copy".into());
+    }
+    if let Some(s) = &p.syndic {
+        parts.push(format!("via syndic {s}"));
+    }
+    if p.backfilled {
+        parts.push("backfilled".into());
+    }
+    parts.join(", ")
+}
+
 fn json_line(
     out: &mut impl Write,
-    tag: &str,
+    event: &Event,
     twin_of: Option<&str>,
     dropped_by: Option<&str>,
     routes: &[&str],
     sinks: &[&str],
 ) -> std::io::Result<()> {
-    let v = json!({"tag": tag, "twin_of": twin_of, "dropped_by": dropped_by, "routes": routes, "sinks": sinks});
+    let p = event.provenance();
+    let v = json!({"tag": event.tag(), "twin_of": twin_of, "dropped_by": dropped_by, "routes": routes, "sinks": sinks,
+        "master": p.master.as_deref(), "syndic": p.syndic.as_deref(), "backfilled": p.backfilled});
     writeln!(out, "{v}")
 }

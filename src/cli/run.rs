@@ -52,16 +52,22 @@ pub struct RunArgs {
     /// Where to serve /metrics, /healthz and /readyz (IP:PORT), or `off`.
     #[arg(long, value_name = "ADDR", env = "SALTBRIDGE_LISTEN", default_value = metrics::DEFAULT_LISTEN)]
     pub listen: Listen,
+    /// The id of the master beside the bridge [default: `masters.id`, else the master config's `id`, else `<hostname>_master`].
+    #[arg(long, value_name = "ID", env = "SALTBRIDGE_MASTER_ID")]
+    pub master_id: Option<String>,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (config, sinks) = match config::load(&args.config) {
+    let (mut config, sinks) = match config::load(&args.config) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
+    if let Some(id) = &args.master_id {
+        config.masters.id = Some(id.clone());
+    }
     let options = daemon::Options {
         source: config::choose_source(args.source.clone(), &config),
         config_path: args.config.clone(),

@@ -20,7 +20,7 @@ use serde_saphyr::Spanned;
 use crate::jobs::JobConfig;
 use crate::journal::JournalSettings;
 use crate::route::config::{DropConfig, RouteConfig, Unmatched};
-use crate::twins::TwinConfig;
+use crate::twins::{MastersConfig, TwinConfig};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -32,6 +32,9 @@ pub struct RoutesFile {
     /// Salt's duplicate twins to drop; all kinds are on by default.
     #[serde(default)]
     pub twins: TwinConfig,
+    /// The master beside the bridge and its cluster peers.
+    #[serde(default)]
+    pub masters: Option<Spanned<MastersConfig>>,
     /// Presets that drop Salt's internal noise before routing.
     #[serde(default)]
     pub drop: DropConfig,

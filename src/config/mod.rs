@@ -10,6 +10,7 @@ mod check;
 pub mod error;
 pub mod file;
 pub mod interpolate;
+mod masters;
 mod parse;
 pub mod reload;
 pub mod sinks;
@@ -27,7 +28,7 @@ use crate::journal::JournalSettings;
 use crate::route::{self, RouteTable};
 use crate::sink::Sink;
 use crate::source::SourceSpec;
-use crate::twins::TwinConfig;
+use crate::twins::{MastersConfig, TwinConfig};
 
 /// A routes file, each stage's part in its own type.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct Config {
     /// `source:`, if the file sets one.
     pub source: Option<SourceSpec>,
     pub twins: TwinConfig,
+    /// The master beside the bridge, its id and peers resolved.
+    pub masters: MastersConfig,
     pub jobs: JobConfig,
     /// The bus journal's settings (read at start; a reload does not change them).
     pub journal: JournalSettings,
@@ -155,9 +158,12 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
+    let masters = masters::resolve(path, file.masters.clone(), file.source.as_ref())
+        .map_err(|e| ConfigErrors(vec![*e]))?;
     let RoutesFile {
         source,
         twins,
+        masters: _,
         drop,
         jobs,
         journal,
@@ -174,6 +180,7 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         // Checked above: it parses.
         source: source.and_then(|s| s.value.parse().ok()),
         twins,
+        masters,
         jobs,
         journal,
         sinks: sinks.into_iter().map(|(k, v)| (k, v.value)).collect(),

@@ -46,6 +46,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "max_age",
     "when_full",
     "fsync",
+    "masters",
+    "id",
+    "master_config",
+    "cluster_peers",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {
@@ -53,6 +57,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigErr
         return Ok(RoutesFile {
             source: None,
             twins: Default::default(),
+            masters: None,
             drop: Default::default(),
             jobs: Default::default(),
             journal: Default::default(),

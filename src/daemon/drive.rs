@@ -43,6 +43,8 @@ pub trait Consumer {
 
     /// The job tracker's counters after each step (cheap: a copy).
     fn job_counts(&mut self, _counts: JobCounts) {}
+    /// The twin filter's count of refused `__peer_id` claims, after each step.
+    fn peer_claims_refused(&mut self, _refused: u64) {}
 
     /// A reloaded configuration is about to replace the pipeline's `current` routes.
     fn reloading(&mut self, _current: &RouteTable, _new: &Config) {}
@@ -107,6 +109,7 @@ pub async fn drive(
             }
         };
         consumer.job_counts(pipeline.job_tracker().counts());
+        consumer.peer_claims_refused(pipeline.twin_filter().refused_peer_claims());
         consumer.outcomes(outcomes).await?;
         consumer.progress(events.take_position(), pipeline.twin_filter().held());
         // One write per burst: once the source has nothing waiting.

@@ -364,6 +364,10 @@ impl Consumer for Router {
         self.pipeline_stats.set_jobs(counts);
     }
 
+    fn peer_claims_refused(&mut self, refused: u64) {
+        self.pipeline_stats.set_peer_claims_refused(refused);
+    }
+
     fn reloading(&mut self, _current: &RouteTable, new: &Config) {
         if new.sinks != self.sinks {
             tracing::warn!("sinks changed in the routes file: routes are reloaded, sink changes take effect at the next restart");

@@ -8,6 +8,7 @@
 
 pub mod json;
 pub mod partial;
+pub mod peer;
 pub mod trace;
 
 use std::sync::{Arc, OnceLock};
@@ -29,7 +30,26 @@ pub struct Event {
     received_at: SystemTime,
     source: Arc<str>,
     raw: Option<RawBody>,
+    /// Shared: every event of this master carries the same one.
+    provenance: Option<Arc<Provenance>>,
     parsed: OnceLock<Value>,
+}
+
+/// Where an event comes from beyond the bus it was read on: the master
+/// that published it, the syndic that relayed it, whether saltbridge
+/// rebuilt it from the job cache. Set by the twin filter (masters and
+/// syndics) and the backfill; kept in the spool; shown to every sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The id of the master that published the event: the bridge's own
+    /// master, or the origin of a cluster peer copy (`__peer_id`).
+    pub master: Option<Arc<str>>,
+    /// A cluster peer copy: published by `master`, another master of the cluster.
+    pub peer: bool,
+    /// The syndic that relayed the event to this master of masters.
+    pub syndic: Option<Arc<str>>,
+    /// Rebuilt from the master's job cache after a gap, not read on the bus.
+    pub backfilled: bool,
 }
 
 /// Valid JSON text. Only the decoder, `serde_json` and this module make one.
@@ -84,6 +104,7 @@ impl Event {
             received_at,
             source,
             raw,
+            provenance: None,
             parsed: OnceLock::new(),
         }
     }
@@ -131,6 +152,33 @@ impl Event {
         self.raw.as_ref()
     }
 
+    /// Which master published it, which syndic relayed it, and whether it
+    /// was backfilled.
+    pub fn provenance(&self) -> &Provenance {
+        static UNKNOWN: Provenance = Provenance {
+            master: None,
+            peer: false,
+            syndic: None,
+            backfilled: false,
+        };
+        self.provenance.as_deref().unwrap_or(&UNKNOWN)
+    }
+
+    /// Sets where the event comes from (shared with other events).
+    pub fn set_provenance(&mut self, p: Arc<Provenance>) {
+        self.provenance = Some(p);
+    }
+
+    /// Changes this event's provenance alone.
+    pub fn provenance_mut(&mut self) -> &mut Provenance {
+        Arc::make_mut(self.provenance.get_or_insert_with(Default::default))
+    }
+
+    /// The id of the master that published the event, if known.
+    pub fn master(&self) -> Option<&str> {
+        self.provenance().master.as_deref()
+    }
+
     /// Bytes this event holds on the heap, roughly: its tag, its JSON text
     /// and the bus bytes it keeps, plus a fixed overhead. What bounds the
     /// channel between the source and the pipeline in bytes.
@@ -146,9 +194,11 @@ impl Event {
     /// is delivered (after a retry, a replay or a restart), so consumers can
     /// drop the duplicates that at-least-once delivery allows. It is the
     /// 128-bit XXH3 hash of the tag and the data's JSON text, as 32 hex
-    /// digits; top-level `traceparent` and `tracestate` are left out of the
-    /// data. Salt stamps every event (`_stamp`, microseconds), so two
-    /// distinct events do not share a key.
+    /// digits. Salt stamps every event (`_stamp`, microseconds), so two
+    /// distinct events do not share a key. Top-level `traceparent` and
+    /// `tracestate` are left out of the data, and so is a top-level
+    /// `__peer_id`, so a cluster peer's copy of an event has the original's
+    /// key on every master ([`peer::without_peer_id`]).
     pub fn idempotency_key(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(self.tag.as_bytes());
@@ -160,9 +210,10 @@ impl Event {
     /// The data text the idempotency key hashes: without the trace context
     /// members (`trace`), so the same fact under another span keeps its key.
     fn key_data(data_json: &str) -> std::borrow::Cow<'_, str> {
-        match trace::without_trace_members(data_json) {
+        let without_peer = peer::without_peer_id(data_json);
+        match trace::without_trace_members(&without_peer) {
             Some(cut) => std::borrow::Cow::Owned(cut),
-            None => std::borrow::Cow::Borrowed(data_json),
+            None => without_peer,
         }
     }
 
@@ -214,6 +265,27 @@ mod tests {
             Arc::from("x"),
         );
         assert_ne!(a.idempotency_key(), other_tag.idempotency_key());
+    }
+
+    #[test]
+    fn a_peer_copy_has_the_original_key() {
+        let text = |t: &str| JsonText::trusted(t.into());
+        let at = SystemTime::now();
+        let original = Event::new(
+            "my/tag".into(),
+            text(r#"{"x":1,"_stamp":"s"}"#),
+            at,
+            Arc::from("a"),
+            None,
+        );
+        let copy = Event::new(
+            "my/tag".into(),
+            text(r#"{"x":1,"_stamp":"s","__peer_id":"m1"}"#),
+            at,
+            Arc::from("b"),
+            None,
+        );
+        assert_eq!(original.idempotency_key(), copy.idempotency_key());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::digest::ReturnDigest;
+use crate::event::Provenance;
 
 /// What a `find_job` poll last said about a minion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub(super) struct Job {
     /// A runner job (`salt/run/<jid>/...`): no minions, one return.
     pub runner: bool,
     pub source: Arc<str>,
+    /// The announcement's: the master that published the job.
+    pub provenance: Arc<Provenance>,
     pub fun: String,
     pub arg: Value,
     pub tgt: Value,

@@ -423,6 +423,7 @@ impl JobTracker {
             jid: jid.clone(),
             runner,
             source: Arc::from(ev.source()),
+            provenance: Arc::new(ev.provenance().clone()),
             fun,
             arg: Value::Null,
             tgt: Value::Null,
@@ -456,7 +457,10 @@ impl JobTracker {
         self.remember_closed(job.jid.clone());
         self.summarised += 1;
         let data = summary::build(&job, closed);
-        Event::synthetic(summary_tag(jid), data, job.source.clone())
+        let mut summary = Event::synthetic(summary_tag(jid), data, job.source.clone());
+        // A summary comes from the master that published the job.
+        summary.set_provenance(job.provenance);
+        summary
     }
 
     fn remember_closed(&mut self, jid: Box<str>) {

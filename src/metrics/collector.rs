@@ -235,6 +235,12 @@ impl Observed {
                 .into_iter()
                 .map(|(k, n)| (k.name().to_owned(), count(n))),
         )?;
+        single(
+            enc,
+            "saltbridge_peer_claims_refused",
+            "Events whose __peer_id was not believed (not as a cluster writes it), taken as this master's own.",
+            count(p.peer_claims_refused()),
+        )?;
         let routes = p.routes();
         family(
             enc,

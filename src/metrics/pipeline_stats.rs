@@ -35,6 +35,7 @@ pub struct PipelineStats {
     /// Dropped by a noise preset (`drop.find_job`, ...), by preset.
     noise: Mutex<BTreeMap<String, u64>>,
     jobs: Mutex<JobCounts>,
+    peer_claims_refused: AtomicU64,
 }
 
 impl PipelineStats {
@@ -107,6 +108,15 @@ impl PipelineStats {
     /// The job tracker's counters as of its last step.
     pub fn set_jobs(&self, counts: JobCounts) {
         *lock(&self.jobs) = counts;
+    }
+
+    /// `__peer_id` claims the twin filter refused, as of its last step.
+    pub fn set_peer_claims_refused(&self, n: u64) {
+        self.peer_claims_refused.store(n, Ordering::Relaxed);
+    }
+
+    pub fn peer_claims_refused(&self) -> u64 {
+        self.peer_claims_refused.load(Ordering::Relaxed)
     }
 
     /// The job tracker's counters, as last set.

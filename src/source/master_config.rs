@@ -38,6 +38,9 @@ struct Keys {
     cachedir: Option<String>,
     ipc_mode: Option<String>,
     tcp_master_pub_port: Option<u16>,
+    id: Option<serde_json::Value>,
+    cluster_peers: Option<Vec<serde_json::Value>>,
+    master_job_cache: Option<String>,
 }
 
 impl Keys {
@@ -47,6 +50,56 @@ impl Keys {
         self.cachedir = other.cachedir.or(self.cachedir.take());
         self.ipc_mode = other.ipc_mode.or(self.ipc_mode.take());
         self.tcp_master_pub_port = other.tcp_master_pub_port.or(self.tcp_master_pub_port);
+        self.id = other.id.or(self.id.take());
+        self.cluster_peers = other.cluster_peers.or(self.cluster_peers.take());
+        self.master_job_cache = other.master_job_cache.or(self.master_job_cache.take());
+    }
+}
+
+/// What a master config says about the master itself, for the bridge beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MasterSettings {
+    /// `id`, when set (Salt's default is `<fqdn>_master`).
+    pub id: Option<String>,
+    /// `cluster_peers` (3007+ clusters): the other masters' ids.
+    pub cluster_peers: Vec<String>,
+    /// `cachedir` with `root_dir` in front, as Salt applies it: the job
+    /// cache is its `jobs/` folder.
+    pub cachedir: PathBuf,
+    /// `master_job_cache` (default `local_cache`).
+    pub master_job_cache: String,
+}
+
+/// Reads what the master config at `path` says about the master.
+pub fn master_settings(path: &Path) -> Result<MasterSettings, MasterConfigError> {
+    let keys = read_all(path)?;
+    let scalar = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let root = keys.root_dir.clone().unwrap_or_else(|| "/".into());
+    let cachedir = under_root(
+        root.trim_end_matches('/'),
+        keys.cachedir
+            .clone()
+            .unwrap_or_else(|| "/var/cache/salt/master".into()),
+    );
+    Ok(MasterSettings {
+        id: keys.id.as_ref().map(scalar).filter(|s| !s.is_empty()),
+        cluster_peers: keys.cluster_peers.iter().flatten().map(scalar).collect(),
+        cachedir: PathBuf::from(cachedir),
+        master_job_cache: keys
+            .master_job_cache
+            .unwrap_or_else(|| "local_cache".into()),
+    })
+}
+
+/// `path` with `root` in front unless it is already under it (Salt's `prepend_root_dir`).
+fn under_root(root: &str, path: String) -> String {
+    if root.is_empty() || path == root || path.starts_with(&format!("{root}/")) {
+        path
+    } else {
+        format!("{root}/{}", path.trim_start_matches('/'))
     }
 }
 
@@ -57,6 +110,11 @@ pub fn looks_like_config(path: &Path) -> bool {
 
 /// Reads the master config at `path` (a file, or a directory holding `master`).
 pub fn bus_address(path: &Path) -> Result<BusAddress, MasterConfigError> {
+    Ok(resolve(read_all(path)?))
+}
+
+/// The keys of the master config at `path` and of its `master.d/*.conf`.
+fn read_all(path: &Path) -> Result<Keys, MasterConfigError> {
     let file = if path.is_dir() {
         path.join("master")
     } else {
@@ -74,7 +132,7 @@ pub fn bus_address(path: &Path) -> Result<BusAddress, MasterConfigError> {
             keys.overlay(read_keys(&conf)?);
         }
     }
-    Ok(resolve(keys))
+    Ok(keys)
 }
 
 fn read_keys(file: &Path) -> Result<Keys, MasterConfigError> {
@@ -108,10 +166,7 @@ fn resolve(keys: Keys) -> BusAddress {
         sock_dir = format!("{}/.salt-unix", cachedir.trim_end_matches('/'));
     }
     let root = keys.root_dir.unwrap_or_else(|| "/".into());
-    let root = root.trim_end_matches('/');
-    if !(root.is_empty() || sock_dir == root || sock_dir.starts_with(&format!("{root}/"))) {
-        sock_dir = format!("{root}/{}", sock_dir.trim_start_matches('/'));
-    }
+    sock_dir = under_root(root.trim_end_matches('/'), sock_dir);
     BusAddress::Ipc(Path::new(&sock_dir).join("master_event_pub.ipc"))
 }
 
@@ -183,6 +238,26 @@ mod tests {
             bus_address(d.path()).unwrap(),
             BusAddress::Tcp("127.0.0.1:4600".into())
         );
+    }
+
+    #[test]
+    fn the_masters_own_settings() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "master",
+            "id: 127.0.0.1\ncluster_peers: [127.0.0.2, 127.0.0.3]\nroot_dir: /lab\ncachedir: /c\n",
+        );
+        let s = master_settings(&f).unwrap();
+        assert_eq!(s.id.as_deref(), Some("127.0.0.1"));
+        assert_eq!(s.cluster_peers, ["127.0.0.2", "127.0.0.3"]);
+        assert_eq!(s.cachedir, PathBuf::from("/lab/c"));
+        assert_eq!(s.master_job_cache, "local_cache");
+        let f = write(d.path(), "master", "master_job_cache: redis\n");
+        let s = master_settings(&f).unwrap();
+        assert_eq!(s.id, None);
+        assert_eq!(s.cachedir, PathBuf::from("/var/cache/salt/master"));
+        assert_eq!(s.master_job_cache, "redis");
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! Payload (version 1): received-at (µs since the epoch, u64), route and
 //! source (u16-length strings), tag and data JSON text (u32-length), and
 //! Salt's msgpack data (u32-length, empty when the sink does not use it).
+//! Version 2 (written since issue 14) adds the event's provenance after
+//! these: the publishing master and the relaying syndic (u16-length
+//! strings, empty when unknown) and one flags byte (1 = a cluster peer's
+//! copy, 2 = backfilled from the job cache). Version 1 records still read.
 //! The idempotency key is not stored: it is a hash of tag and data, so a
 //! redelivered event carries the same key by construction.
 
@@ -14,12 +18,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::event::{Event, JsonText, RawBody};
+use crate::event::{Event, JsonText, Provenance, RawBody};
 use crate::outgoing::Outgoing;
 
 /// Length and CRC in front of every payload.
 pub const HEADER: usize = 8;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 /// A record longer than this is corruption, not an event.
 pub const MAX_RECORD: usize = 256 << 20;
 
@@ -53,13 +58,16 @@ pub fn check_at(bytes: &[u8]) -> Option<usize> {
     let payload = bytes.get(HEADER..HEADER + len)?;
     let shaped = is_tombstone(payload) || {
         let mut c = Cursor(payload);
-        c.take(1) == Some(&[VERSION][..])
+        let version = c.take(1).map(|v| v[0]);
+        matches!(version, Some(VERSION | VERSION_1))
             && c.take(8).is_some()
             && c.short().is_some()
             && c.short().is_some()
             && c.long().is_some()
             && c.long().is_some()
             && c.long().is_some()
+            && (version == Some(VERSION_1)
+                || (c.short().is_some() && c.short().is_some() && c.take(1).is_some()))
             && c.0.is_empty()
     };
     (shaped && crc32fast::hash(payload) == crc).then_some(HEADER + len)
@@ -84,6 +92,10 @@ pub fn encode(out: &mut Vec<u8>, o: &Outgoing, keep_raw: bool) {
         Some(raw) => put_long(out, raw.msgpack_data()),
         None => put_long(out, &[]),
     }
+    let p = ev.provenance();
+    put_short(out, p.master.as_deref().unwrap_or_default().as_bytes());
+    put_short(out, p.syndic.as_deref().unwrap_or_default().as_bytes());
+    out.push(u8::from(p.peer) | (u8::from(p.backfilled) << 1));
     let payload = &out[start + HEADER..];
     let len = payload.len() as u32;
     let crc = crc32fast::hash(payload);
@@ -146,7 +158,8 @@ pub fn read_one(r: &mut impl Read) -> io::Result<NextRecord> {
 /// Turns a valid payload back into the event and route it was.
 pub fn decode(payload: &[u8], sources: &mut SourceNames) -> Option<Outgoing> {
     let mut c = Cursor(payload);
-    if c.take(1)?[0] != VERSION {
+    let version = c.take(1)?[0];
+    if version != VERSION && version != VERSION_1 {
         return None;
     }
     let micros = u64::from_le_bytes(c.take(8)?.try_into().ok()?);
@@ -167,7 +180,24 @@ pub fn decode(payload: &[u8], sources: &mut SourceNames) -> Option<Outgoing> {
     });
     let at = UNIX_EPOCH + Duration::from_micros(micros);
     // The CRC vouches that this is the JSON text the decoder wrote.
-    let ev = Event::new(tag, JsonText::trusted(data), at, source, raw);
+    let mut ev = Event::new(tag, JsonText::trusted(data), at, source, raw);
+    if version == VERSION {
+        let name = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(Arc::from)
+        };
+        let master = name(c.short()?);
+        let syndic = name(c.short()?);
+        let flags = c.take(1)?[0];
+        *ev.provenance_mut() = Provenance {
+            master,
+            syndic,
+            peer: flags & 1 != 0,
+            backfilled: flags & 2 != 0,
+        };
+    }
     Some(Outgoing::new(ev, route))
 }
 
@@ -248,6 +278,37 @@ mod tests {
         assert_eq!(back.event.received_at(), o.event.received_at());
         assert_eq!(back.event.raw().unwrap().msgpack_data(), b"\x81\xa1a\x01");
         assert_eq!(back.event.data(), &json!({"a": 1}));
+    }
+
+    #[test]
+    fn provenance_round_trips_and_version_1_still_reads() {
+        let mut ev = Event::synthetic("t", json!({"n": 1}), Arc::from("s"));
+        *ev.provenance_mut() = Provenance {
+            master: Some(Arc::from("m2")),
+            peer: true,
+            syndic: Some(Arc::from("syn")),
+            backfilled: true,
+        };
+        let o = Outgoing::new(ev, "r");
+        let mut buf = Vec::new();
+        encode(&mut buf, &o, false);
+        assert_eq!(check_at(&buf), Some(buf.len()));
+        let NextRecord::Record(p, _) = read_one(&mut &buf[..]).unwrap() else {
+            panic!("not a record")
+        };
+        let back = decode(&p, &mut SourceNames::default()).unwrap();
+        assert_eq!(back.event.provenance(), o.event.provenance());
+        // A version-1 record: the same payload without the provenance.
+        let mut v1 = p[..p.len() - (2 + 2) - (2 + 3) - 1].to_vec();
+        v1[0] = VERSION_1;
+        let mut rec = Vec::new();
+        rec.extend_from_slice(&(v1.len() as u32).to_le_bytes());
+        rec.extend_from_slice(&crc32fast::hash(&v1).to_le_bytes());
+        rec.extend_from_slice(&v1);
+        assert_eq!(check_at(&rec), Some(rec.len()));
+        let old = decode(&v1, &mut SourceNames::default()).unwrap();
+        assert_eq!(old.event.provenance(), &Provenance::default());
+        assert_eq!(old.key, o.key);
     }
 
     #[test]

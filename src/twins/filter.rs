@@ -3,11 +3,16 @@
 //! eviction always take the oldest and pairing is one to one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::classify::{self, Role};
+use super::origin::{MasterIdentity, Origin};
 use super::{TwinConfig, TwinKind, TwinVerdict};
+use crate::event::Provenance;
 use crate::Event;
+
+const KINDS: usize = TwinKind::ALL.len();
 
 /// A legacy event waiting for its twin.
 #[derive(Debug)]
@@ -45,7 +50,11 @@ type Slot = (TwinKind, Box<str>);
 /// latest time seen is used instead.
 #[derive(Debug)]
 pub struct TwinFilter {
-    enabled: [bool; 5],
+    enabled: [bool; KINDS],
+    master: MasterIdentity,
+    /// The provenance of this master's own events, shared by all of them.
+    local: Arc<Provenance>,
+    refused_peer_claims: u64,
     window: Duration,
     max_entries: usize,
     max_held_bytes: usize,
@@ -56,8 +65,8 @@ pub struct TwinFilter {
     seen: BTreeMap<u64, Seen>,
     waiting: HashMap<Slot, Waiting>,
     held_bytes: usize,
-    dropped: [u64; 5],
-    released: [u64; 5],
+    dropped: [u64; KINDS],
+    released: [u64; KINDS],
     evicted: u64,
 }
 
@@ -66,12 +75,15 @@ const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 impl TwinFilter {
     pub fn new(cfg: TwinConfig) -> Self {
-        let mut enabled = [false; 5];
+        let mut enabled = [false; KINDS];
         for k in &cfg.enabled {
             enabled[k.index()] = true;
         }
         TwinFilter {
             enabled,
+            master: MasterIdentity::default(),
+            local: Arc::default(),
+            refused_peer_claims: 0,
             window: cfg.window.min(MAX_WINDOW),
             max_entries: cfg.max_entries,
             max_held_bytes: cfg.max_held_bytes,
@@ -81,10 +93,32 @@ impl TwinFilter {
             seen: BTreeMap::new(),
             waiting: HashMap::new(),
             held_bytes: 0,
-            dropped: [0; 5],
-            released: [0; 5],
+            dropped: [0; KINDS],
+            released: [0; KINDS],
             evicted: 0,
         }
+    }
+
+    /// Tells the filter which master it runs beside: events leave it with
+    /// their master set, and peer copies are recognised against it.
+    pub fn with_master(mut self, master: MasterIdentity) -> Self {
+        self.local = Arc::new(Provenance {
+            master: master.id.clone(),
+            ..Provenance::default()
+        });
+        self.master = master;
+        self
+    }
+
+    /// Whether twins of `kind` are filtered.
+    pub fn is_enabled(&self, kind: TwinKind) -> bool {
+        self.enabled[kind.index()]
+    }
+
+    /// Events that claimed a peer (`__peer_id`) the filter did not believe
+    /// (see `twins::origin`); they were taken as this master's own.
+    pub fn refused_peer_claims(&self) -> u64 {
+        self.refused_peer_claims
     }
 
     /// Takes one event in bus order; returns zero or more verdicts (held
@@ -98,11 +132,21 @@ impl TwinFilter {
 
     /// [`push`](TwinFilter::push), appending to `out` (no allocation for the
     /// common single verdict once `out` has capacity).
-    pub fn push_into(&mut self, ev: Event, now: Instant, out: &mut Vec<TwinVerdict>) {
+    pub fn push_into(&mut self, mut ev: Event, now: Instant, out: &mut Vec<TwinVerdict>) {
         let now = self.advance(now);
         self.expire(now, out);
         if ev.is_own() {
             out.push(TwinVerdict::Pass(ev));
+            return;
+        }
+        if self.mark_origin(&mut ev) && self.enabled[TwinKind::ClusterPeer.index()] {
+            self.dropped[TwinKind::ClusterPeer.index()] += 1;
+            let twin_of = ev.tag().to_owned();
+            out.push(TwinVerdict::Dropped {
+                event: ev,
+                kind: TwinKind::ClusterPeer,
+                twin_of,
+            });
             return;
         }
         let enabled = self.enabled;
@@ -171,6 +215,32 @@ impl TwinFilter {
     /// Namespaced keys remembered now (until their window ends).
     pub fn remembered(&self) -> usize {
         self.seen.len()
+    }
+
+    /// Sets the master `ev` was published on; true for a peer copy.
+    fn mark_origin(&mut self, ev: &mut Event) -> bool {
+        let origin = self.master.origin(ev);
+        match origin {
+            Origin::Peer(id) => {
+                let p = ev.provenance_mut();
+                p.master = Some(id);
+                p.peer = true;
+                true
+            }
+            Origin::Local | Origin::Refused => {
+                if origin == Origin::Refused {
+                    self.refused_peer_claims += 1;
+                }
+                if ev.provenance().syndic.is_none() && !ev.provenance().backfilled {
+                    ev.set_provenance(self.local.clone());
+                } else {
+                    let p = ev.provenance_mut();
+                    p.master = self.master.id.clone();
+                    p.peer = false;
+                }
+                false
+            }
+        }
     }
 
     fn advance(&mut self, now: Instant) -> Instant {

@@ -27,17 +27,30 @@
 //! Released legacy events come out late, after events that arrived behind
 //! them, so a consumer must not rely on bus order across a legacy tag.
 //!
+//! One more family is not Salt's legacy but a cluster's: every master of a
+//! Salt cluster (3007+) republishes each peer's events on its own bus with
+//! `__peer_id` added, so a bridge per master would deliver each event once
+//! per master. A peer copy is dropped at once as a `cluster_peer` twin (its
+//! twin is the original on the peer's bus, which the peer's bridge routes);
+//! the pipeline still shows it to the job tracker. `origin` says which
+//! claims of `__peer_id` are believed, and every event leaves the filter
+//! with its master set ([`crate::event::Provenance`]).
+//!
 //! The filter is pure: the caller passes the time in, and calls
 //! [`TwinFilter::tick`] at [`TwinFilter::next_deadline`].
 
 mod classify;
 mod config;
 mod filter;
+mod masters;
+mod origin;
 #[cfg(test)]
 mod tests;
 
 pub use config::TwinConfig;
 pub use filter::TwinFilter;
+pub use masters::MastersConfig;
+pub use origin::MasterIdentity;
 
 use crate::Event;
 
@@ -60,15 +73,20 @@ pub enum TwinKind {
     /// `minion_start`, twin of `salt/minion/<id>/start` (all releases, while
     /// `enable_legacy_startup_events` is on). Keyed by minion id.
     MinionStart = 4,
+    /// A master cluster's copy of a peer's event (`__peer_id` in its data,
+    /// 3007+), twin of the original on the peer's bus. Dropped at once;
+    /// off keeps peer copies (a bridge on one master of a cluster alone).
+    ClusterPeer = 5,
 }
 
 impl TwinKind {
-    pub const ALL: [TwinKind; 5] = [
+    pub const ALL: [TwinKind; 6] = [
         TwinKind::BareJidNew,
         TwinKind::NewJob,
         TwinKind::BareJidRet,
         TwinKind::StateFailure,
         TwinKind::MinionStart,
+        TwinKind::ClusterPeer,
     ];
 
     /// The snake_case name, as in configuration files.
@@ -79,6 +97,7 @@ impl TwinKind {
             TwinKind::BareJidRet => "bare_jid_ret",
             TwinKind::StateFailure => "state_failure",
             TwinKind::MinionStart => "minion_start",
+            TwinKind::ClusterPeer => "cluster_peer",
         }
     }
 

@@ -15,5 +15,6 @@ pub mod daemon;
 pub mod fixtures;
 pub mod ports;
 pub mod process;
+pub mod salt_cluster;
 pub mod salt_sandbox;
 pub mod tansu;

@@ -113,6 +113,7 @@ fn twins_and_routes_are_listed_before_they_count() {
         [
             "bare_jid_new",
             "bare_jid_ret",
+            "cluster_peer",
             "minion_start",
             "new_job",
             "state_failure"

@@ -125,7 +125,7 @@ impl RecordBuilder {
         let mut headers = Vec::with_capacity(4 + self.headers.len());
         headers.push((HEADER_TAG.to_string(), bounded(ev.tag())));
         headers.push((HEADER_KEY.to_string(), out.key.clone()));
-        headers.push((HEADER_MASTER.to_string(), ev.source().to_string()));
+        headers.push((HEADER_MASTER.to_string(), bounded(out.master())));
         headers.push((HEADER_ROUTE.to_string(), out.route.clone()));
         for (name, t) in &self.headers {
             let v = render(t, &format!("header {name}"), &mut ctx)?;

@@ -31,7 +31,9 @@ use reqwest::Url;
 
 pub use config::{Auth, BatchConfig, HmacAuth, OAuth2Auth, Preset, WebhookConfig};
 use oauth2::TokenSource;
-pub use request::{Request, RequestBuilder, BATCH_SIZE_HEADER, KEY_HEADER, TAG_HEADER};
+pub use request::{
+    Request, RequestBuilder, BATCH_SIZE_HEADER, KEY_HEADER, MASTER_HEADER, TAG_HEADER,
+};
 
 use crate::outgoing::Outgoing;
 use crate::sink::{SendError, SinkConfigError};

@@ -32,6 +32,8 @@ use crate::sink::{SendError, SinkConfigError};
 pub const KEY_HEADER: &str = "x-saltbridge-key";
 /// Carries the event's tag (a batch: its first event's).
 pub const TAG_HEADER: &str = "x-saltbridge-tag";
+/// The id of the master that published the (first) event.
+pub const MASTER_HEADER: &str = "x-saltbridge-master";
 /// On batched requests: how many events the body holds.
 pub const BATCH_SIZE_HEADER: &str = "x-saltbridge-batch-size";
 
@@ -296,6 +298,10 @@ impl RequestBuilder {
             h.insert(
                 HeaderName::from_static(TAG_HEADER),
                 lossy_header_value(first.event.tag(), max),
+            );
+            h.insert(
+                HeaderName::from_static(MASTER_HEADER),
+                lossy_header_value(first.master(), max),
             );
         }
         if self.batched {

@@ -1,0 +1,248 @@
+//! A real 2-master Salt cluster (3007+ `cluster_id`) on one machine, one
+//! minion per master, for the cluster tests. Measured facts and the config
+//! that works are in docs/topologies.md: masters on 127.0.0.1 and 127.0.0.2
+//! with the same ports, a shared `cluster_pki_dir` and `cachedir`, and
+//! `root_dir` the common parent (Salt prepends `root_dir` to any path not
+//! under it). A cluster bootstraps fresh every time (a restart on kept Raft
+//! state never became ready in 90 s), so this harness always starts from an
+//! empty folder. Every daemon runs in its own process group
+//! ([`super::process`]); dropping the cluster, a panic included, stops them.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::ports::free_port;
+use super::process::{self, ProcessGroup};
+
+/// Two masters `127.0.0.1` and `127.0.0.2` (their ids), minion `cl-minion-N` on master N.
+pub struct SaltCluster {
+    venv: PathBuf,
+    root: tempfile::TempDir,
+    procs: Vec<ProcessGroup>,
+    pub publish_port: u16,
+    pub ret_port: u16,
+    pub pool_port: u16,
+}
+
+pub const IDS: [&str; 2] = ["127.0.0.1", "127.0.0.2"];
+
+impl SaltCluster {
+    /// Writes the configs and starts both masters and both minions; waits
+    /// (up to `timeout`) until each master logged "cluster ready" and each
+    /// minion answers `test.ping` through its master.
+    pub fn start(venv: &Path, timeout: Duration) -> io::Result<SaltCluster> {
+        let root = tempfile::Builder::new().prefix("sbc").tempdir()?;
+        let mut c = SaltCluster {
+            venv: venv.to_owned(),
+            root,
+            procs: Vec::new(),
+            publish_port: free_port(),
+            ret_port: free_port(),
+            pool_port: free_port(),
+        };
+        for n in 1..=2 {
+            c.write_master(n)?;
+            c.write_minion(n)?;
+        }
+        for n in 1..=2 {
+            let dir = c.master_dir(n);
+            c.spawn("salt-master", &dir.join("etc"), &dir.join("console.log"))?;
+        }
+        let deadline = Instant::now() + timeout;
+        for n in 1..=2 {
+            let log = c.master_dir(n).join("master.log");
+            while !fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("cluster ready")
+            {
+                if Instant::now() > deadline {
+                    return Err(io::Error::other(format!("master {n} never became ready")));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        for n in 1..=2 {
+            let dir = c.minion_dir(n);
+            c.spawn("salt-minion", &dir, &dir.join("console.log"))?;
+        }
+        for n in 1..=2 {
+            let id = format!("cl-minion-{n}");
+            loop {
+                let out = c.salt(n, &[&id, "test.ping", "-t", "5"]);
+                if String::from_utf8_lossy(&out.stdout).contains("True") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(io::Error::other(format!("{id} never answered")));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn master_dir(&self, n: usize) -> PathBuf {
+        self.root.path().join(format!("m{n}"))
+    }
+
+    /// The master config file of master `n` (what `ipc:` reads).
+    pub fn master_config(&self, n: usize) -> PathBuf {
+        self.master_dir(n).join("etc").join("master")
+    }
+
+    pub fn pub_socket(&self, n: usize) -> PathBuf {
+        self.master_dir(n).join("run").join("master_event_pub.ipc")
+    }
+
+    fn minion_dir(&self, n: usize) -> PathBuf {
+        self.root.path().join(format!("n{n}"))
+    }
+
+    /// The config file of minion `n`.
+    pub fn minion_config(&self, n: usize) -> PathBuf {
+        self.minion_dir(n).join("minion")
+    }
+
+    /// The virtualenv's python, for scripts that talk to the masters.
+    pub fn venv_python(&self) -> PathBuf {
+        self.venv.join("bin").join("python")
+    }
+
+    /// `salt ARGS` on master `n`.
+    pub fn salt(&self, n: usize, args: &[&str]) -> Output {
+        self.cli("salt", &self.master_dir(n).join("etc"), args)
+    }
+
+    /// `salt-call ARGS` on minion `n`.
+    pub fn salt_call(&self, n: usize, args: &[&str]) -> Output {
+        self.cli("salt-call", &self.minion_dir(n), args)
+    }
+
+    fn cli(&self, bin: &str, conf: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(self.venv.join("bin").join(bin));
+        cmd.arg("-c").arg(conf).args(args).stdin(Stdio::null());
+        let mut child = process::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))
+            .unwrap_or_else(|e| panic!("{bin}: {e}"));
+        if child.wait_timeout(Duration::from_secs(90)).is_none() {
+            child.kill_group();
+        }
+        let mut out = Output {
+            status: child.exit_status().unwrap_or_default(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        use std::io::Read;
+        if let Some(s) = child.stdout.as_mut() {
+            let _ = s.read_to_end(&mut out.stdout);
+        }
+        if let Some(s) = child.stderr.as_mut() {
+            let _ = s.read_to_end(&mut out.stderr);
+        }
+        out
+    }
+
+    fn spawn(&mut self, bin: &str, conf: &Path, console: &Path) -> io::Result<()> {
+        let out = fs::File::create(console)?;
+        let mut cmd = Command::new(self.venv.join("bin").join(bin));
+        cmd.arg("-c")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .env_remove("PYTHONPATH");
+        self.procs.push(process::spawn(&mut cmd)?);
+        Ok(())
+    }
+
+    fn write_master(&self, n: usize) -> io::Result<()> {
+        let root = self.root.path();
+        let d = self.master_dir(n);
+        let shared = root.join("shared");
+        for sub in [
+            "etc",
+            "pki",
+            "run",
+            "../shared/pki",
+            "../shared/cache",
+            "../shared/srv/salt",
+        ] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        let me = IDS[n - 1];
+        let peer = IDS[2 - n];
+        let p = |x: &Path| x.display().to_string();
+        let text = format!(
+            "id: {me}\ninterface: {me}\npublish_port: {pub_}\nret_port: {ret}\nroot_dir: {root}\n\
+             pki_dir: {pki}\nsock_dir: {run}\npidfile: {d}/master.pid\nlog_file: {d}/master.log\n\
+             log_level_logfile: info\nuser: {user}\nauto_accept: True\nworker_threads: 2\n\
+             cluster_id: sb_cluster\ncluster_peers: [{peer}]\ncluster_pool_port: {pool}\n\
+             cluster_pki_dir: {shared}/pki\ncachedir: {shared}/cache\n\
+             file_roots: {{base: [{shared}/srv/salt]}}\n",
+            pub_ = self.publish_port,
+            ret = self.ret_port,
+            root = p(root),
+            pki = p(&d.join("pki")),
+            run = p(&d.join("run")),
+            d = p(&d),
+            user = user(),
+            pool = self.pool_port,
+            shared = p(&shared),
+        );
+        fs::write(d.join("etc").join("master"), text)
+    }
+
+    fn write_minion(&self, n: usize) -> io::Result<()> {
+        let d = self.minion_dir(n);
+        for sub in ["pki", "cache", "sock"] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        let p = |x: &Path| x.display().to_string();
+        let text = format!(
+            "id: cl-minion-{n}\nmaster: {master}\nmaster_port: {ret}\npublish_port: {pub_}\n\
+             root_dir: {d}\npki_dir: {d}/pki\ncachedir: {d}/cache\nsock_dir: {d}/sock\n\
+             pidfile: {d}/minion.pid\nlog_file: {d}/minion.log\nlog_level_logfile: info\n\
+             user: {user}\nenable_fqdns_grains: False\nenable_gpu_grains: False\n\
+             acceptance_wait_time: 1\nrandom_reauth_delay: 0\n",
+            master = IDS[n - 1],
+            ret = self.ret_port,
+            pub_ = self.publish_port,
+            d = p(&d),
+            user = user(),
+        );
+        fs::write(d.join("minion"), text)
+    }
+}
+
+impl Drop for SaltCluster {
+    fn drop(&mut self) {
+        // Minions first (their SIGTERM handler sleeps 5 s: SIGKILL), then masters.
+        for p in self.procs.iter_mut().rev() {
+            p.terminate(Duration::from_secs(3));
+        }
+        if std::thread::panicking() {
+            for n in 1..=2 {
+                let log =
+                    fs::read_to_string(self.master_dir(n).join("master.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                eprintln!(
+                    "master {n} log tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+    }
+}
+
+fn user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "root".into())
+}
