@@ -304,3 +304,65 @@ async fn pass(item: Decoded, pos: Position, sender: &mut EventSender) -> Result<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Journal, JournalSettings};
+
+    fn frame(n: u8) -> Vec<u8> {
+        let mut body = b"t/x\n\n".to_vec();
+        body.extend_from_slice(&[0x81, 0xa1, b'n', n & 0x7f]);
+        let mut f = vec![0x82, 0xa4];
+        f.extend_from_slice(b"head");
+        f.push(0x80);
+        f.push(0xa4);
+        f.extend_from_slice(b"body");
+        f.extend_from_slice(&[0xc4, body.len() as u8]);
+        f.extend_from_slice(&body);
+        f
+    }
+
+    /// Decodes the journal from `start`: each event's `n` and the position after it.
+    fn decode_from(j: &Journal, start: Position) -> Vec<(u64, Position)> {
+        let mut reader = j.reader(start.record);
+        let mut d = Decoding::new(Arc::from("test"), DEFAULT_MAX_FRAME, start.record);
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        while let Some(Item::Record(r)) = reader.try_next() {
+            d.next_record = r.end;
+            let skip = if r.pos == start.record { start.skip } else { 0 };
+            take(&mut d, &r, skip, &mut out);
+            for (item, pos) in out.drain(..) {
+                if let Decoded::Event(ev) = item {
+                    got.push((ev.data()["n"].as_u64().unwrap_or(999), pos));
+                }
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn decoding_resumes_at_any_events_position_with_the_events_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), JournalSettings::default(), Arc::default()).unwrap();
+        let mut w = j.writer().unwrap();
+        let stream: Vec<u8> = (0..40).flat_map(frame).collect();
+        w.append(CONNECT, SystemTime::now(), b"ipc:/x").unwrap();
+        // Reads that end inside frames, as a socket's do.
+        for chunk in stream.chunks(37) {
+            w.append(BYTES, SystemTime::now(), chunk).unwrap();
+        }
+        let all = decode_from(&j, Position::default());
+        let ns: Vec<u64> = all.iter().map(|(n, _)| *n).collect();
+        assert_eq!(ns, (0..40).collect::<Vec<u64>>());
+        for (i, (_, pos)) in all.iter().enumerate() {
+            let rest: Vec<u64> = decode_from(&j, *pos).iter().map(|(n, _)| *n).collect();
+            assert_eq!(
+                rest,
+                ((i as u64 + 1)..40).collect::<Vec<u64>>(),
+                "from {pos:?}"
+            );
+        }
+    }
+}
