@@ -52,6 +52,9 @@ pub struct ReplayArgs {
     pub format: ExplainFormat,
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// The id of the master the journal was read from [default: as `run`].
+    #[arg(long, value_name = "ID", env = "SALTBRIDGE_MASTER_ID")]
+    pub master_id: Option<String>,
 }
 
 fn parse_time(s: &str) -> Result<SystemTime, String> {
@@ -85,16 +88,20 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             source: Some(spec),
             format: args.format,
             color: args.color,
+            master_id: args.master_id,
         };
         return super::explain::run(explain).await;
     }
-    let (config, sinks) = match config::load(&args.config) {
+    let (mut config, sinks) = match config::load(&args.config) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
+    if let Some(id) = &args.master_id {
+        config.masters.id = Some(id.clone());
+    }
     let options = daemon::Options {
         source: spec,
         config_path: args.config.clone(),
