@@ -197,7 +197,7 @@ fn misspelt_sink_settings_suggest_the_close_one() {
             "did you mean `cloudevents`?",
         ),
         (
-            "{format: cloudevents, cloudevents: {mdoe: binary}}",
+            "format: cloudevents, cloudevents: {mdoe: binary}",
             "sinks.chat.cloudevents.mdoe",
             "did you mean `mode`?",
         ),

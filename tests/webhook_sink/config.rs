@@ -197,6 +197,7 @@ fn every_setting_is_documented() {
     fields.extend(accepted(with("auth", json!({"bearer": {"zzz": 1}}))));
     fields.extend(accepted(with("auth", json!({"zzz": {}}))));
     fields.extend(accepted(with("auth", json!({"oauth2": {"zzz": 1}}))));
+    fields.extend(accepted(with("tls", json!({"zzz": 1}))));
     fields.extend(accepted(with("preset", json!("zzz"))));
     fields.extend(accepted(with("format", json!("zzz"))));
     let ce = |v: Value| {

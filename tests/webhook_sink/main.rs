@@ -13,6 +13,7 @@ mod batching;
 mod bodies;
 mod cloudevents;
 mod config;
+mod mtls;
 mod oauth2;
 mod outcomes;
 mod presets;

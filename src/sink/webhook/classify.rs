@@ -14,7 +14,8 @@
 //! - other statuses: rejected.
 //! - connection errors, timeouts, a connection closed before the answer:
 //!   retry.
-//! - a TLS certificate that does not verify: rejected at once.
+//! - a TLS certificate that does not verify, or a server that refuses our
+//!   client certificate: rejected at once.
 //!
 //! Every reason names the status, the host (never the URL's path or query,
 //! where webhook tokens live) and a short excerpt of the response body.
@@ -197,6 +198,18 @@ fn teams_connector_answer(body: &[u8], what: &str, code: u16) -> Result<(), Send
     })
 }
 
+/// TLS alerts (rustls `AlertDescription` names) by which a server refuses
+/// a client certificate.
+const CERT_ALERTS: [&str; 7] = [
+    "CertificateRequired",
+    "BadCertificate",
+    "UnsupportedCertificate",
+    "CertificateRevoked",
+    "CertificateExpired",
+    "CertificateUnknown",
+    "UnknownCA",
+];
+
 /// Classifies a request that got no (complete) answer.
 pub fn classify_error(e: &reqwest::Error, host: &str, timeout: Duration) -> SendError {
     let chain = error_chain(e);
@@ -212,6 +225,17 @@ pub fn classify_error(e: &reqwest::Error, host: &str, timeout: Duration) -> Send
     if chain.contains("invalid peer certificate") {
         return SendError::Reject {
             reason: format!("TLS: {host}'s certificate is refused: {chain}"),
+            status: None,
+        };
+    }
+    // The server refused our client certificate (mutual TLS): rustls shows
+    // the alert it got, "received fatal alert: CertificateRequired".
+    if CERT_ALERTS
+        .iter()
+        .any(|a| chain.contains(&format!("received fatal alert: {a}")))
+    {
+        return SendError::Reject {
+            reason: format!("TLS: {host} refused the client certificate: {chain}"),
             status: None,
         };
     }

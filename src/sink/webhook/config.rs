@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +71,24 @@ pub struct WebhookConfig {
     /// CloudEvents mode and source, with `format: cloudevents`.
     #[serde(default)]
     pub cloudevents: Option<CloudEventsConfig>,
+    /// The CA to trust and the client certificate to present (mutual TLS).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `tls:` files, PEM; see "TLS and mutual TLS" in `docs/sinks-webhook.md`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Trust only these CAs instead of the built-in roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate (chain) to present.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 /// The chat formats a webhook sink can produce by itself.
@@ -451,6 +470,7 @@ impl fmt::Debug for WebhookConfig {
             .field("max_header_bytes", &self.max_header_bytes)
             .field("format", &self.format)
             .field("cloudevents", &self.cloudevents)
+            .field("tls", &self.tls)
             .finish()
     }
 }

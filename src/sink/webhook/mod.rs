@@ -23,13 +23,14 @@ pub mod presets;
 pub mod request;
 pub mod sign;
 pub mod template;
+pub mod tls;
 
 use std::time::{Instant, SystemTime};
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 
-pub use config::{Auth, BatchConfig, HmacAuth, OAuth2Auth, Preset, WebhookConfig};
+pub use config::{Auth, BatchConfig, HmacAuth, OAuth2Auth, Preset, TlsConfig, WebhookConfig};
 use oauth2::TokenSource;
 pub use request::{
     Request, RequestBuilder, BATCH_SIZE_HEADER, KEY_HEADER, MASTER_HEADER, TAG_HEADER,
@@ -67,15 +68,17 @@ impl WebhookSink {
     ) -> Result<WebhookSink, SinkConfigError> {
         let config = WebhookConfig::parse(name, value)?;
         let requests = Box::new(RequestBuilder::new(name, &config)?);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("saltbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                SinkConfigError::new(name, "", format!("cannot build the HTTP client: {e}"))
-            })?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(t) = &config.tls {
+            builder = tls::configure(name, t, builder)?;
+        }
+        let client = builder.build().map_err(|e| {
+            SinkConfigError::new(name, "", format!("cannot build the HTTP client: {e}"))
+        })?;
         let tokens = match &config.auth {
             Some(Auth::Oauth2(o)) => {
                 Some(Box::new(TokenSource::new(o).map_err(|m| {
