@@ -10,8 +10,9 @@
 //!
 //! - `id`: the idempotency key, so a consumer's `source`+`id` deduplication
 //!   drops exactly the redeliveries at-least-once allows;
-//! - `source`: the master the event was read from (the source spec, such as
-//!   `ipc:/var/run/salt/master/master_event_pub.ipc`), or the sink's
+//! - `source`: the id of the master that published the event (for a cluster
+//!   peer's copy, the origin; `docs/topologies.md`), else the source spec
+//!   such as `ipc:/var/run/salt/master/master_event_pub.ipc`, or the sink's
 //!   `cloudevents.source`;
 //! - `type`: from the tag's shape, with the variable parts (jid, minion id)
 //!   left out ([`event_type`]); minions choose tags, so an unknown shape is
@@ -64,7 +65,7 @@ pub struct CloudEventsConfig {
     /// `structured` (default) or `binary`.
     #[serde(default)]
     pub mode: Mode,
-    /// The `source` attribute instead of the master's source spec.
+    /// The `source` attribute instead of the master's id.
     #[serde(default)]
     pub source: Option<String>,
 }
@@ -85,8 +86,8 @@ impl Attributes {
         let ev = &out.event;
         let source = match source {
             Some(s) => s.to_owned(),
-            None if ev.source().is_empty() => "saltbridge".to_owned(),
-            None => ev.source().to_owned(),
+            None if out.master().is_empty() => "saltbridge".to_owned(),
+            None => out.master().to_owned(),
         };
         let time = stamp_of(ev.data_json())
             .and_then(|s| salt_stamp_rfc3339(&s))
