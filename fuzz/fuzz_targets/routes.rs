@@ -23,7 +23,10 @@ fn check_errors(text: &str, errors: &ConfigErrors) {
         );
         if !text.contains(SECRET) {
             let shown = format!("{e}");
-            assert!(!shown.contains(SECRET), "a substituted value in an error: {shown}");
+            assert!(
+                !shown.contains(SECRET),
+                "a substituted value in an error: {shown}"
+            );
         }
     }
 }

@@ -151,7 +151,33 @@ impl<W: Write> Consumer for Explainer<W> {
     }
 }
 
-// Over 80 lines: the text and JSON forms of each outcome side by side, so they stay alike.
+/// Terminal colours, or none.
+struct Colors {
+    bold: &'static str,
+    dim: &'static str,
+    red: &'static str,
+    green: &'static str,
+    reset: &'static str,
+}
+
+impl Colors {
+    fn new(color: bool) -> Self {
+        let (bold, dim, red, green, reset) = if color {
+            ("\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
+        } else {
+            ("", "", "", "", "")
+        };
+        Colors {
+            bold,
+            dim,
+            red,
+            green,
+            reset,
+        }
+    }
+}
+
+/// One outcome, as text or JSON; each outcome's two forms side by side, so they stay alike.
 fn print(
     out: &mut impl Write,
     o: &Outcome,
@@ -160,11 +186,7 @@ fn print(
     tally: &mut Tally,
 ) -> std::io::Result<()> {
     tally.events += 1;
-    let (bold, dim, red, green, reset) = if color {
-        ("\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
-    } else {
-        ("", "", "", "", "")
-    };
+    let c = Colors::new(color);
     match o {
         Outcome::Twin {
             event,
@@ -178,22 +200,30 @@ fn print(
                 }
                 ExplainFormat::Text if *kind == TwinKind::ClusterPeer => writeln!(
                     out,
-                    "{bold}{}{reset}\n  {red}dropped{reset}: cluster peer copy (cluster_peer) of {twin_of} published by {}; its bridge routes it",
+                    "{}{}{}\n  {}dropped{}: cluster peer copy (cluster_peer) of {twin_of} published by {}; its bridge routes it",
+                    c.bold,
                     event.tag(),
+                    c.reset,
+                    c.red,
+                    c.reset,
                     event.master().unwrap_or("?")
                 ),
                 ExplainFormat::Text => writeln!(
                     out,
-                    "{bold}{}{reset}\n  {red}dropped{reset}: Salt twin ({}) of {twin_of}",
+                    "{}{}{}\n  {}dropped{}: Salt twin ({}) of {twin_of}",
+                    c.bold,
                     event.tag(),
+                    c.reset,
+                    c.red,
+                    c.reset,
                     kind.name()
                 ),
             }
         }
         Outcome::Routed { event, routing } => {
             count(routing, tally);
-            let names: Vec<&str> = routing.matches.iter().map(|m| m.route.as_str()).collect();
             if format == ExplainFormat::Json {
+                let names: Vec<&str> = routing.matches.iter().map(|m| m.route.as_str()).collect();
                 let sinks: Vec<&str> = routing.sinks.iter().map(String::as_str).collect();
                 return json_line(
                     out,
@@ -204,45 +234,59 @@ fn print(
                     &sinks,
                 );
             }
-            writeln!(out, "{bold}{}{reset}", event.tag())?;
-            for m in &routing.matches {
-                let mut why: Vec<String> = m.tag.iter().cloned().collect();
-                why.extend(m.predicates.iter().cloned());
-                let why = if why.is_empty() {
-                    "matches every event".to_owned()
-                } else {
-                    why.join("; ")
-                };
-                write!(out, "  route {green}{}{reset}: {dim}{why}{reset}", m.route)?;
-                match &m.deduplicated {
-                    Some(key) => {
-                        writeln!(out, " {red}(dedup: key {key:?} seen within the ttl){reset}")?
-                    }
-                    None => writeln!(out)?,
-                }
-            }
-            if let Some(by) = &routing.dropped_by {
-                writeln!(out, "  {red}dropped{reset} by {by}")?;
-            } else if routing.unmatched {
-                let to = if routing.sinks.is_empty() {
-                    "drop".to_owned()
-                } else {
-                    routing.sinks.join(", ")
-                };
-                writeln!(out, "  no route matched; unmatched: {to}")?;
-            } else if routing.sinks.is_empty() {
-                writeln!(out, "  sinks: none (the route sends nowhere)")?;
-            } else {
-                writeln!(
-                    out,
-                    "  sinks: {} {dim}(key {}, {}){reset}",
-                    routing.sinks.join(", "),
-                    event.idempotency_key(),
-                    provenance_text(event)
-                )?;
-            }
-            Ok(())
+            print_routed(out, event, routing, &c)
         }
+    }
+}
+
+/// A routed event as text: each route that matched and why, then where it goes.
+fn print_routed(
+    out: &mut impl Write,
+    event: &Event,
+    routing: &Routing,
+    c: &Colors,
+) -> std::io::Result<()> {
+    let Colors {
+        bold,
+        dim,
+        red,
+        green,
+        reset,
+    } = c;
+    writeln!(out, "{bold}{}{reset}", event.tag())?;
+    for m in &routing.matches {
+        let mut why: Vec<String> = m.tag.iter().cloned().collect();
+        why.extend(m.predicates.iter().cloned());
+        let why = if why.is_empty() {
+            "matches every event".to_owned()
+        } else {
+            why.join("; ")
+        };
+        write!(out, "  route {green}{}{reset}: {dim}{why}{reset}", m.route)?;
+        match &m.deduplicated {
+            Some(key) => writeln!(out, " {red}(dedup: key {key:?} seen within the ttl){reset}")?,
+            None => writeln!(out)?,
+        }
+    }
+    if let Some(by) = &routing.dropped_by {
+        writeln!(out, "  {red}dropped{reset} by {by}")
+    } else if routing.unmatched {
+        let to = if routing.sinks.is_empty() {
+            "drop".to_owned()
+        } else {
+            routing.sinks.join(", ")
+        };
+        writeln!(out, "  no route matched; unmatched: {to}")
+    } else if routing.sinks.is_empty() {
+        writeln!(out, "  sinks: none (the route sends nowhere)")
+    } else {
+        writeln!(
+            out,
+            "  sinks: {} {dim}(key {}, {}){reset}",
+            routing.sinks.join(", "),
+            event.idempotency_key(),
+            provenance_text(event)
+        )
     }
 }
 

@@ -167,8 +167,7 @@ impl Summary {
         }
     }
 
-    /// The tables for a person.
-    // Over 80 lines: one table row after the other, in the order `status` prints them.
+    /// The tables for a person, in the order `status` prints them.
     pub fn table(&self, listen: &str) -> String {
         let mut out = String::new();
         let version = self.version.as_deref().unwrap_or("?");
@@ -176,6 +175,21 @@ impl Summary {
             .uptime_seconds
             .map_or("?".to_owned(), |s| duration(s.round()));
         let _ = writeln!(out, "saltbridge {version} on {listen}, up {uptime}\n");
+        for rows in [
+            self.source_rows(),
+            self.sink_rows(),
+            self.job_rows(),
+            self.route_rows(),
+            self.dropped_rows(),
+        ] {
+            push_table(&mut out, &rows);
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    }
+
+    fn source_rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![row(&[
             "SOURCE",
             "CONNECTED",
@@ -198,7 +212,10 @@ impl Summary {
                 duration(s.gap_seconds),
             ]);
         }
-        push_table(&mut out, &rows);
+        rows
+    }
+
+    fn sink_rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![row(&[
             "SINK",
             "QUEUED",
@@ -227,7 +244,10 @@ impl Summary {
                 latency(s.latency_p99_seconds),
             ]);
         }
-        push_table(&mut out, &rows);
+        rows
+    }
+
+    fn job_rows(&self) -> Vec<Vec<String>> {
         let j = &self.jobs;
         let cells = [
             j.open,
@@ -238,7 +258,7 @@ impl Summary {
             j.refused_minions,
             j.minion_fired,
         ];
-        let rows = vec![
+        vec![
             row(&[
                 "JOBS OPEN",
                 "TRACKED BYTES",
@@ -249,8 +269,10 @@ impl Summary {
                 "MINION-FIRED",
             ]),
             cells.iter().map(u64::to_string).collect(),
-        ];
-        push_table(&mut out, &rows);
+        ]
+    }
+
+    fn route_rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![row(&["ROUTE", "MATCHES", "DEDUPLICATED"])];
         for r in &self.routes {
             rows.push(vec![
@@ -264,7 +286,10 @@ impl Summary {
             self.unmatched.to_string(),
             "-".to_owned(),
         ]);
-        push_table(&mut out, &rows);
+        rows
+    }
+
+    fn dropped_rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![row(&["DROPPED AS", "EVENTS"])];
         for (kind, n) in &self.twins_dropped {
             rows.push(vec![format!("twin {kind}"), n.to_string()]);
@@ -272,10 +297,7 @@ impl Summary {
         for (preset, n) in &self.noise_dropped {
             rows.push(vec![format!("noise {preset}"), n.to_string()]);
         }
-        push_table(&mut out, &rows);
-        out.truncate(out.trim_end().len());
-        out.push('\n');
-        out
+        rows
     }
 }
 

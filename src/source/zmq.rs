@@ -48,6 +48,13 @@ pub async fn run(
             r = connect(&mut socket, &endpoint, opts.max_frame, &mut relay) => r,
         };
         if let Err(e) = connected {
+            // A frame refused during the handshake fails the connect.
+            if report_refusal(relay.as_ref(), message_no, opts.max_frame, &mut sender)
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
             failures += 1;
             if failures == 1 {
                 let hint = match &e {
@@ -106,19 +113,11 @@ pub async fn run(
                 },
             }
         };
-        if let Some(len) = relay.as_ref().and_then(Relay::refused) {
-            let error = FrameError::TooLarge {
-                len: usize::try_from(len).unwrap_or(usize::MAX),
-                max: opts.max_frame,
-            };
-            let item = Decoded::Malformed {
-                offset: message_no + 1,
-                len: 0,
-                error: error.into(),
-            };
-            if handle(item, &mut sender).await.is_err() {
-                return Ok(());
-            }
+        if report_refusal(relay.as_ref(), message_no, opts.max_frame, &mut sender)
+            .await
+            .is_err()
+        {
+            return Ok(());
         }
         drop(socket);
         drop(relay);
@@ -126,6 +125,29 @@ pub async fn run(
         tracing::warn!(source = %sender.source(), %reason, "lost the ZeroMQ event bus; reconnecting");
         lost = Some(Lost::now(reason));
     }
+}
+
+/// Counts and logs the frame the relay refused, if it did, as a malformed
+/// message after message `message_no`.
+async fn report_refusal(
+    relay: Option<&Relay>,
+    message_no: u64,
+    max_frame: usize,
+    sender: &mut EventSender,
+) -> Result<(), super::ReceiverGone> {
+    let Some(len) = relay.and_then(Relay::refused) else {
+        return Ok(());
+    };
+    let error = FrameError::TooLarge {
+        len: usize::try_from(len).unwrap_or(usize::MAX),
+        max: max_frame,
+    };
+    let item = Decoded::Malformed {
+        offset: message_no + 1,
+        len: 0,
+        error: error.into(),
+    };
+    handle(item, sender).await
 }
 
 async fn connect(

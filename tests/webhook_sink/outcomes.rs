@@ -3,6 +3,26 @@
 
 use super::*;
 
+/// The reason, status and Retry-After of a send to be tried again.
+fn retried(r: Result<(), SendError>) -> (String, Option<u16>, Option<Duration>) {
+    match r {
+        Err(SendError::Retry {
+            reason,
+            status,
+            retry_after,
+        }) => (reason, status, retry_after),
+        other => panic!("expected a retry: {other:?}"),
+    }
+}
+
+/// The reason of a send rejected with `want`.
+fn rejected(r: Result<(), SendError>, want: u16) -> String {
+    match r {
+        Err(SendError::Reject { reason, status }) if status == Some(want) => reason,
+        other => panic!("expected a {want} rejection: {other:?}"),
+    }
+}
+
 async fn outcome(mode: Mode, timeout: &str) -> Result<(), SendError> {
     let rx = Receiver::start().await.unwrap();
     rx.set_mode(mode);
@@ -13,14 +33,7 @@ async fn outcome(mode: Mode, timeout: &str) -> Result<(), SendError> {
 #[tokio::test]
 async fn answers_are_classified() {
     let r = outcome(Mode::status(500).with_body("boom\n  today"), "5s").await;
-    let Err(SendError::Retry {
-        reason,
-        status,
-        retry_after,
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let (reason, status, retry_after) = retried(r);
     assert_eq!((status, retry_after), (Some(500), None));
     assert!(
         reason.contains("500") && reason.contains("127.0.0.1"),
@@ -36,27 +49,16 @@ async fn answers_are_classified() {
 
     let at = SystemTime::now() + Duration::from_secs(30);
     let r = outcome(Mode::retry_after_date(503, at), "5s").await;
-    let Err(SendError::Retry {
-        status: Some(503),
-        retry_after: Some(d),
-        ..
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let (_, status, retry_after) = retried(r);
+    assert_eq!(status, Some(503));
+    let d = retry_after.expect("a Retry-After");
     assert!(
         d >= Duration::from_secs(27) && d <= Duration::from_secs(30),
         "{d:?}"
     );
 
     let r = outcome(Mode::status(400).with_body(r#"{"error":"no_text"}"#), "5s").await;
-    let Err(SendError::Reject {
-        reason,
-        status: Some(400),
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let reason = rejected(r, 400);
     assert!(
         reason.contains("400") && reason.contains("no_text"),
         "{reason}"
@@ -70,13 +72,7 @@ async fn answers_are_classified() {
         "5s",
     )
     .await;
-    let Err(SendError::Reject {
-        reason,
-        status: Some(302),
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let reason = rejected(r, 302);
     assert!(reason.contains("https://elsewhere.example/..."), "{reason}");
     assert!(!reason.contains("token"), "{reason}");
 }
@@ -91,14 +87,8 @@ async fn a_slow_server_times_out_and_is_retried() {
     )
     .await
     .expect("the send gave up on the silent server by itself");
-    let Err(SendError::Retry {
-        reason,
-        status: None,
-        ..
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let (reason, status, _) = retried(r);
+    assert_eq!(status, None);
     assert!(reason.contains("within 300ms"), "{reason}");
 }
 
@@ -108,14 +98,8 @@ async fn a_reset_connection_is_retried() {
     rx.push_once(Mode::reset());
     let s = sink(json!({"type": "webhook", "url": rx.url("/x")}));
     let r = s.send(&[test_ping_ret()]).await;
-    let Err(SendError::Retry {
-        reason,
-        status: None,
-        ..
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let (reason, status, _) = retried(r);
+    assert_eq!(status, None);
     assert!(!reason.contains("/x"), "no URL path in reasons: {reason}");
     // The next request gets the default answer again.
     s.send(&[test_ping_ret()]).await.unwrap();
@@ -133,14 +117,8 @@ async fn nothing_listening_is_retried() {
     let s =
         sink(json!({"type": "webhook", "url": format!("http://127.0.0.1:{port}/secret-token")}));
     let r = s.send(&[test_ping_ret()]).await;
-    let Err(SendError::Retry {
-        reason,
-        status: None,
-        ..
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let (reason, status, _) = retried(r);
+    assert_eq!(status, None);
     assert!(reason.contains("cannot connect"), "{reason}");
     assert!(!reason.contains("secret-token"), "{reason}");
 }
@@ -171,13 +149,7 @@ async fn chat_errors_inside_http_200_are_rejected() {
         json!({"type": "webhook", "url": rx.url("/robot/send"), "preset": "dingtalk", "secret": "SECx"}),
     );
     let r = s.send(&[test_ping_ret()]).await;
-    let Err(SendError::Reject {
-        reason,
-        status: Some(200),
-    }) = r
-    else {
-        panic!("{r:?}")
-    };
+    let reason = rejected(r, 200);
     assert!(
         reason.contains("310000") && reason.contains("sign not match"),
         "{reason}"
