@@ -74,11 +74,12 @@ async fn a_cluster_delivers_each_event_once_with_its_master() {
     let Some(venv) = SaltSandbox::require_venv("3008.4") else {
         return;
     };
-    let cluster =
-        tokio::task::spawn_blocking(move || SaltCluster::start(&venv, Duration::from_secs(150)))
-            .await
-            .unwrap()
-            .expect("cluster");
+    let cluster = tokio::task::spawn_blocking(move || {
+        SaltCluster::start_fresh(&venv, Duration::from_secs(150))
+    })
+    .await
+    .unwrap()
+    .expect("cluster");
     let cluster = Arc::new(cluster);
     let receiver = Receiver::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
