@@ -13,6 +13,7 @@ pub mod decode;
 pub mod delivery;
 pub mod demo;
 pub mod event;
+pub mod fsync;
 pub mod http_body;
 pub mod jobs;
 pub mod journal;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::fsync::Fsync;
+
 use crate::byte_size::deserialize as de_bytes;
 
 /// The smallest `max_bytes` accepted: a few of the reader's 256 KiB reads.
@@ -54,36 +56,6 @@ pub enum WhenFull {
     DropNewest,
     /// Delete the oldest segment, read or not.
     DropOldest,
-}
-
-/// When the journal calls fdatasync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    /// After every append, before the reader reads again.
-    Always,
-    /// Leave it to the kernel.
-    Never,
-    /// In the background, this often.
-    Every(Duration),
-}
-
-impl<'de> Deserialize<'de> for Fsync {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "always" => Ok(Fsync::Always),
-            "never" => Ok(Fsync::Never),
-            other => humantime::parse_duration(other)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .map(Fsync::Every)
-                .ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "fsync: expected always, never or a duration such as 1s, got `{other}`"
-                    ))
-                }),
-        }
-    }
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use crate::fsync::Fsync;
 
 use crate::byte_size::deserialize as de_bytes;
 
@@ -44,37 +46,6 @@ pub enum WhenFull {
     DropNewest,
     /// Delete the oldest segment to make room (the newest events are kept).
     DropOldest,
-}
-
-/// When the spool calls fdatasync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    /// After every burst of writes, before the router goes on: nothing
-    /// accepted is lost on a power cut, and the router is slower.
-    Always,
-    /// Leave it to the kernel (usually within 30 s).
-    Never,
-    /// In the background, this often.
-    Every(Duration),
-}
-
-impl<'de> Deserialize<'de> for Fsync {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "always" => Ok(Fsync::Always),
-            "never" => Ok(Fsync::Never),
-            other => humantime::parse_duration(other)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .map(Fsync::Every)
-                .ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "fsync: expected always, never or a duration such as 1s, got `{other}`"
-                    ))
-                }),
-        }
-    }
 }
 
 #[cfg(test)]
