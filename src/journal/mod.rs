@@ -29,13 +29,13 @@ mod reader;
 mod record;
 mod writer;
 
+use crate::fsync::{sync_every, SyncList};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 pub use config::{Fsync, JournalSettings, WhenFull, MIN_MAX_BYTES};
 pub use cursor::{Cursor, Position};
@@ -109,7 +109,7 @@ struct Shared {
     appended: tokio::sync::Notify,
     stats: Arc<JournalStats>,
     /// The segment being written, for the background fsync.
-    to_sync: Mutex<Vec<Arc<File>>>,
+    to_sync: SyncList,
 }
 
 impl Shared {
@@ -192,7 +192,7 @@ impl Journal {
             state: Mutex::new(state),
             appended: tokio::sync::Notify::new(),
             stats,
-            to_sync: Mutex::new(Vec::new()),
+            to_sync: SyncList::default(),
         });
         shared.publish(&shared.lock());
         let start = if start.record == durable {
@@ -212,7 +212,12 @@ impl Journal {
     pub fn writer(&self) -> io::Result<JournalWriter> {
         let w = JournalWriter::new(self.shared.clone())?;
         if let Fsync::Every(period) = self.shared.settings.fsync {
-            tokio::spawn(sync_every(Arc::downgrade(&self.shared), period));
+            tokio::spawn(sync_every(
+                Arc::downgrade(&self.shared),
+                |s: &Shared| &s.to_sync,
+                period,
+                "journal",
+            ));
         }
         Ok(w)
     }
@@ -264,7 +269,7 @@ pub fn read_history(dir: &Path, since: Option<u64>) -> Result<JournalReader, Jou
         }),
         appended: tokio::sync::Notify::new(),
         stats: Arc::default(),
-        to_sync: Mutex::new(Vec::new()),
+        to_sync: SyncList::default(),
     });
     Ok(JournalReader::new(shared, from, false))
 }
@@ -327,34 +332,6 @@ fn recover(dir: &Path) -> io::Result<VecDeque<Segment>> {
         }
     }
     Ok(segments)
-}
-
-/// The background fsync of `fsync: <duration>`.
-async fn sync_every(shared: std::sync::Weak<Shared>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let files: Vec<Arc<File>> = {
-            let mut v = shared.to_sync.lock().unwrap_or_else(|p| p.into_inner());
-            let keep = v.last().cloned();
-            let all = std::mem::take(&mut *v);
-            v.extend(keep);
-            all
-        };
-        drop(shared);
-        let _ = tokio::task::spawn_blocking(move || {
-            for f in files {
-                if let Err(e) = f.sync_data() {
-                    tracing::warn!(error = %e, "journal: fsync failed");
-                }
-            }
-        })
-        .await;
-    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod recovery;
 mod segment;
 mod writer;
 
+use crate::fsync::{sync_every, SyncList};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io;
@@ -92,7 +93,7 @@ struct Shared {
     readable: tokio::sync::Notify,
     stats: Arc<SinkStats>,
     /// Files the background fsync must sync (the current segment and any just sealed).
-    to_sync: Mutex<Vec<Arc<File>>>,
+    to_sync: SyncList,
     _lock: File,
 }
 
@@ -136,12 +137,17 @@ pub fn open(
         state: Mutex::new(state),
         readable: tokio::sync::Notify::new(),
         stats,
-        to_sync: Mutex::new(Vec::new()),
+        to_sync: SyncList::default(),
         _lock: lock,
     });
     let writer = SpoolWriter::new(shared.clone(), keep_raw).map_err(io_err)?;
     if let Fsync::Every(period) = shared.settings.fsync {
-        tokio::spawn(sync_every(Arc::downgrade(&shared), period));
+        tokio::spawn(sync_every(
+            Arc::downgrade(&shared),
+            |s: &Shared| &s.to_sync,
+            period,
+            "spool",
+        ));
     }
     Ok((writer, SpoolReader::new(shared)))
 }
@@ -257,34 +263,6 @@ impl Shared {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "spool: cannot write the ack file (settled events may be sent again after a restart)")
             }
         }
-    }
-}
-
-/// The background fsync of `fsync: <duration>`.
-async fn sync_every(shared: std::sync::Weak<Shared>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let files: Vec<Arc<File>> = {
-            let mut v = shared.to_sync.lock().unwrap_or_else(|p| p.into_inner());
-            let keep = v.last().cloned();
-            let all = std::mem::take(&mut *v);
-            v.extend(keep);
-            all
-        };
-        drop(shared);
-        let _ = tokio::task::spawn_blocking(move || {
-            for f in files {
-                if let Err(e) = f.sync_data() {
-                    tracing::warn!(error = %e, "spool: fsync failed");
-                }
-            }
-        })
-        .await;
     }
 }
 

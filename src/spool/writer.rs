@@ -285,14 +285,5 @@ fn new_segment(shared: &Shared, st: &mut State) -> io::Result<File> {
 }
 
 fn track_for_sync(shared: &Shared, file: &File) {
-    if !matches!(shared.settings.fsync, Fsync::Every(_)) {
-        return;
-    }
-    if let Ok(f) = file.try_clone() {
-        shared
-            .to_sync
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::new(f));
-    }
+    shared.to_sync.track(shared.settings.fsync, file);
 }
