@@ -32,5 +32,6 @@ pub mod source;
 pub mod spool;
 pub mod state_dir;
 pub mod twins;
+pub mod when_full;
 
 pub use event::Event;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{Color, EX_CONFIG};
+use super::{load_routes, Color};
 use saltbridge::config;
 use saltbridge::config::{load_file, reload};
 use saltbridge::daemon::drive::{drive, Consumer};
@@ -59,16 +59,11 @@ struct Tally {
 }
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match load_file(&args.config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EX_CONFIG));
-        }
+    let loaded = load_file(&args.config);
+    let config = match load_routes(loaded, args.master_id.as_deref(), |c| c) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
-    if let Some(id) = &args.master_id {
-        config.masters.id = Some(id.clone());
-    }
     let spec = config::choose_source(args.source.clone(), &config);
     let (signal, shutdown) = ShutdownSignal::new();
     let reloads = spec

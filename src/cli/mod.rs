@@ -17,6 +17,7 @@ pub mod validate;
 pub mod version;
 
 use clap::ValueEnum;
+use saltbridge::config::{Config, ConfigErrors};
 
 /// Exit status for a bad configuration (sysexits `EX_CONFIG`, as Vector uses).
 pub const EX_CONFIG: u8 = 78;
@@ -39,6 +40,28 @@ impl Color {
             Color::Auto => {
                 std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
             }
+        }
+    }
+}
+
+/// The routes file as `run`, `replay` and `explain` load it: an error is
+/// printed whole and becomes exit 78; `--master-id` wins over `masters.id`.
+/// `config_of` finds the [`Config`] in what `loaded` holds.
+pub fn load_routes<T>(
+    loaded: Result<T, ConfigErrors>,
+    master_id: Option<&str>,
+    config_of: fn(&mut T) -> &mut Config,
+) -> Result<T, std::process::ExitCode> {
+    match loaded {
+        Ok(mut t) => {
+            if let Some(id) = master_id {
+                config_of(&mut t).masters.id = Some(id.to_owned());
+            }
+            Ok(t)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(std::process::ExitCode::from(EX_CONFIG))
         }
     }
 }

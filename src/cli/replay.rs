@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 
 use super::explain::{ExplainArgs, ExplainFormat};
-use super::{Color, EX_CONFIG};
+use super::{load_routes, Color};
 use saltbridge::config;
 use saltbridge::daemon::{self, Daemon};
 use saltbridge::metrics::Listen;
@@ -92,16 +92,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         };
         return super::explain::run(explain).await;
     }
-    let (mut config, sinks) = match config::load(&args.config) {
+    let loaded = config::load(&args.config);
+    let (config, sinks) = match load_routes(loaded, args.master_id.as_deref(), |t| &mut t.0) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EX_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
-    if let Some(id) = &args.master_id {
-        config.masters.id = Some(id.clone());
-    }
     let options = daemon::Options {
         source: spec,
         config_path: args.config.clone(),

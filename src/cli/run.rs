@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::EX_CONFIG;
+use super::load_routes;
 use saltbridge::config;
 use saltbridge::daemon::{self, Daemon, Report};
 use saltbridge::metrics::{self, Listen};
@@ -58,16 +58,11 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (mut config, sinks) = match config::load(&args.config) {
+    let loaded = config::load(&args.config);
+    let (config, sinks) = match load_routes(loaded, args.master_id.as_deref(), |t| &mut t.0) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EX_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
-    if let Some(id) = &args.master_id {
-        config.masters.id = Some(id.clone());
-    }
     let options = daemon::Options {
         source: config::choose_source(args.source.clone(), &config),
         config_path: args.config.clone(),

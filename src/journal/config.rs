@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub use crate::fsync::Fsync;
+pub use crate::when_full::WhenFull;
 
 use crate::byte_size::deserialize as de_bytes;
 
@@ -46,16 +47,6 @@ impl JournalSettings {
     pub fn segment_bytes(&self) -> u64 {
         (self.max_bytes / 16).clamp(4096, 64 << 20)
     }
-}
-
-/// The policy at the bound, once no history is left to delete.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Refuse what the reader reads until the pipeline catches up.
-    DropNewest,
-    /// Delete the oldest segment, read or not.
-    DropOldest,
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::fsync::Fsync;
+pub use crate::when_full::WhenFull;
 
 use crate::byte_size::deserialize as de_bytes;
 
@@ -35,17 +36,6 @@ impl Default for SpoolSettings {
             fsync: Fsync::Every(Duration::from_secs(1)),
         }
     }
-}
-
-/// The policy at the disk bound. Neither waits: the bus reader never does.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Refuse new events for this sink until it catches up (the oldest,
-    /// undelivered events are kept).
-    DropNewest,
-    /// Delete the oldest segment to make room (the newest events are kept).
-    DropOldest,
 }
 
 #[cfg(test)]
