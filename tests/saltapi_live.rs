@@ -207,6 +207,49 @@ fn a_salt_api_restart_gives_a_gap_marker_and_the_stream_resumes() {
     signal.trigger();
 }
 
+#[test]
+fn a_token_is_renewed_before_it_expires_and_nothing_is_lost_or_doubled() {
+    // Tokens live 10 s: renewed at 8 s, while the old stream goes on until
+    // salt-api ends it after its first event past the expiry.
+    let Some((sb, port)) = sandbox("3008.4", 10) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (signal, shutdown) = ShutdownSignal::new();
+    let _guard = rt.enter();
+    let mut api = source::spawn(saltapi(port, eauth("auto", "x")), opts(), shutdown);
+    let stats = api.stats.clone();
+    fire_until_seen(&rt, &sb, &mut api, "lab/t0");
+    let mut seen = Vec::new();
+    for round in 1..=3 {
+        std::thread::sleep(Duration::from_secs(6));
+        let tag = format!("lab/t{round}");
+        let out = sb.salt_run(&["event.send", &tag, "{}"]);
+        assert!(out.status.success(), "{out:?}");
+        let got = collect(&rt, &mut api, Duration::from_secs(10), |evs| {
+            evs.iter().any(|e| e.tag() == tag)
+        });
+        seen.extend(got.iter().map(|e| e.tag().to_owned()));
+    }
+    // Any stragglers (a doubled event would come late).
+    let rest = collect(&rt, &mut api, Duration::from_secs(2), |_| false);
+    seen.extend(rest.iter().map(|e| e.tag().to_owned()));
+    for round in 1..=3 {
+        let tag = format!("lab/t{round}");
+        let n = seen.iter().filter(|t| **t == tag).count();
+        assert_eq!(
+            n,
+            1,
+            "{tag} seen {n} times in {seen:?}\n{}",
+            sb.api_log_tail()
+        );
+    }
+    assert!(!seen.iter().any(|t| t == GAP_TAG), "a gap: {seen:?}");
+    assert_eq!(saltbridge::source::SourceStats::get(&stats.gaps), 0);
+    assert!(stats.is_connected());
+    signal.trigger();
+}
+
 /// `saltbridge` run with `args` and env `env`; it must exit by itself
 /// within `limit`. Returns whether it succeeded, and its stdout and stderr.
 fn saltbridge(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (bool, String) {

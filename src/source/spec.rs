@@ -13,7 +13,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use super::master_config::{self, BusAddress};
-use super::saltapi::{settings::check_url, SaltApiSettings};
+use super::saltapi::settings::{check_url, redact_userinfo};
+use super::saltapi::SaltApiSettings;
 
 /// The master's publish socket when nothing else is configured.
 pub const DEFAULT_IPC_SOCKET: &str = "/var/run/salt/master/master_event_pub.ipc";
@@ -140,7 +141,10 @@ impl FromStr for SourceSpec {
                 SourceSpec::Zmq(rest.into())
             }
             "saltapi" => SourceSpec::SaltApi {
-                url: check_url(rest).map_err(|r| invalid(&r))?,
+                url: check_url(rest).map_err(|reason| SpecError::Invalid {
+                    spec: redact_userinfo(s),
+                    reason,
+                })?,
                 settings: SaltApiSettings::default(),
             },
             "jsonl" if rest == "-" => SourceSpec::Jsonl(None),
@@ -218,5 +222,9 @@ mod tests {
         ] {
             assert!(s.parse::<SourceSpec>().is_err(), "{s}");
         }
+        let e = "saltapi:https://u:secret@salt:8000"
+            .parse::<SourceSpec>()
+            .unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
     }
 }

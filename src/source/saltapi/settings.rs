@@ -173,6 +173,17 @@ pub fn check_url(url: &str) -> Result<String, String> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+/// `spec` with any `user:password@` of its URL shown as `***@`, for errors
+/// about a URL that was refused for carrying them.
+pub fn redact_userinfo(spec: &str) -> String {
+    match (spec.find("://"), spec.rfind('@')) {
+        (Some(start), Some(at)) if at > start + 3 => {
+            format!("{}***{}", &spec[..start + 3], &spec[at..])
+        }
+        _ => spec.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
