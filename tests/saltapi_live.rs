@@ -332,3 +332,111 @@ fn a_wrong_password_is_a_clear_error_naming_url_and_eauth() {
     assert!(!text.contains(wrong), "the password was shown: {text}");
     drop(sb);
 }
+
+/// `saltbridge` started with `args` (output into files in `dir`) until
+/// `done` holds for its stdout, then SIGTERM; returns its stdout and stderr.
+fn saltbridge_until(
+    sb: &SaltSandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+    dir: &std::path::Path,
+    done: impl Fn(&str) -> bool,
+) -> (String, String) {
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_saltbridge"));
+    cmd.args(args)
+        .env_remove("SALTBRIDGE_SALTAPI_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = support::process::spawn(&mut cmd).expect("saltbridge");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&std::fs::read_to_string(&out).unwrap_or_default()) {
+        assert!(
+            Instant::now() < deadline && child.exit_status().is_none(),
+            "saltbridge {args:?}: {}{}",
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        let fired = sb.salt_run(&["event.send", "lab/cli", "{}"]);
+        assert!(fired.status.success(), "{fired:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = child.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "saltbridge {args:?}: {status:?}"
+    );
+    (
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn explain_and_run_read_a_saltapi_source_from_the_routes_file() {
+    let Some((sb, port)) = sandbox("3008.4", 43200) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, API_SHARED_SECRET).unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(
+        &routes,
+        format!(
+            "source:\n  spec: saltapi:http://127.0.0.1:{port}\n  saltapi:\n    username: {API_USER}\n    \
+             password: ${{file:{}}}\n    eauth: sharedsecret\nsinks:\n  hole: {{type: blackhole}}\n\
+             routes:\n  - name: lab\n    match: {{tag: 'lab/*'}}\n    to: [hole]\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let config = routes.to_str().unwrap();
+    let (out, err) = saltbridge_until(
+        &sb,
+        &["explain", "--config", config, "--format", "json"],
+        &[],
+        dir.path(),
+        |out| out.contains("\"lab/cli\""),
+    );
+    assert!(out.contains("\"lab\""), "routed by the route: {out}");
+    assert!(!format!("{out}{err}").contains(API_SHARED_SECRET));
+
+    let state = dir.path().join("state");
+    let metrics = free_port();
+    let listen = format!("127.0.0.1:{metrics}");
+    let (_, err) = saltbridge_until(
+        &sb,
+        &[
+            "run",
+            "--config",
+            config,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
+        &[("RUST_LOG", "info")],
+        dir.path(),
+        |_| {
+            let url = format!("http://{listen}/metrics");
+            let body = Command::new("curl").args(["-sf", &url]).output();
+            body.is_ok_and(|b| {
+                String::from_utf8_lossy(&b.stdout).lines().any(|l| {
+                    l.starts_with("saltbridge_route_matches_total")
+                        && l.contains("lab")
+                        && !l.ends_with(" 0")
+                })
+            })
+        },
+    );
+    assert!(err.contains("saltapi:http://127.0.0.1"), "{err}");
+    assert!(
+        !err.contains(API_SHARED_SECRET),
+        "the password in the log: {err}"
+    );
+}
