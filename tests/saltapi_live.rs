@@ -30,6 +30,8 @@ fn sandbox(version: &str, token_expire: u64) -> Option<(SaltSandbox, u16)> {
     let port = free_port();
     let opts = SandboxOptions {
         extra_master_config: api_config(port, token_expire),
+        // Room for a loaded machine (two Salt sandboxes at once on 2 cores).
+        start_timeout: Duration::from_secs(180),
         ..SandboxOptions::with_minions(&["api-minion"])
     };
     let mut sb = SaltSandbox::start(&venv, opts).expect("sandbox");
@@ -158,6 +160,10 @@ fn same_job_through_ipc_and_saltapi(version: &str) {
     );
     assert!(a.len() >= 3, "too few events of job {jid} on ipc: {a:?}");
     assert_eq!(a, b, "Salt {version}: ipc: and saltapi: differ");
+    eprintln!(
+        "Salt {version}: {} events of job {jid} and lab/same, tag and data text equal through ipc: and saltapi:",
+        a.len()
+    );
     assert!(
         from_api
             .iter()

@@ -112,6 +112,7 @@ enum Step {
 }
 
 /// Reads the stream `first` until it ends, renewing the token when due.
+// Over 80 lines: both streams of a handover and their steps in one loop, so its states are visible together.
 pub(super) async fn read(
     first: reqwest::Response,
     opts: &ReaderOptions,
