@@ -35,6 +35,8 @@ fn every_routes_field_is_documented() {
     let doc = read("docs/routes.md");
     let probes = [
         "zzz: 1\n",
+        "source: {zzz: 1}\n",
+        "source: {saltapi: {zzz: 1}}\n",
         "twins: {zzz: 1}\n",
         "drop: {zzz: 1}\n",
         "jobs: {zzz: 1}\n",

@@ -226,3 +226,57 @@ fn misspelt_sink_settings_suggest_the_close_one() {
         assert_eq!(e.hint.as_deref(), Some(hint), "{setting}: {e}");
     }
 }
+
+#[test]
+fn saltapi_source_settings_are_checked_with_did_you_mean() {
+    let err = |yaml: &str| match load_str(Path::new("routes.yaml"), yaml, env) {
+        Ok(_) => panic!("accepted: {yaml}"),
+        Err(e) => e.to_string(),
+    };
+    let e = err("source:\n  spec: saltapi:https://salt:8000\n  saltapi:\n    tokn: x\n");
+    assert!(
+        e.contains("routes.yaml:4:") && e.contains("did you mean `token`"),
+        "{e}"
+    );
+    let e = err("source:\n  spec: ipc:/x.ipc\n  saltapi: {token: x}\n");
+    assert!(
+        e.contains("source.saltapi") && e.contains("saltapi: source"),
+        "{e}"
+    );
+    let e = err("source:\n  spec: saltapi:https://salt:8000\n  saltapi: {username: u}\n");
+    assert!(e.contains("source.saltapi.password"), "{e}");
+    let e = err("source:\n  spec: saltapi:https://salt:8000\n  saltapi: {token: a, username: u}\n");
+    assert!(e.contains("source.saltapi.token"), "{e}");
+    let e = err("source:\n  sepc: saltapi:https://salt:8000\n");
+    assert!(e.contains("did you mean `spec`"), "{e}");
+    let e = err("source: saltapi:ftp://salt\n");
+    assert!(e.contains("saltapi:https://HOST:PORT"), "{e}");
+}
+
+#[test]
+fn saltapi_settings_reach_the_source_and_secrets_stay_hidden() {
+    let env = |k: &str| (k == "TOK").then(|| "tok-very-secret".to_owned());
+    let yaml = "source:\n  spec: saltapi:https://salt:8000/\n  saltapi:\n    token: ${TOK}\n    ca_file: /etc/ca.pem\n";
+    let config = load_str(Path::new("routes.yaml"), yaml, env).unwrap();
+    let spec = saltbridge::config::choose_source(None, &config);
+    assert_eq!(spec.to_string(), "saltapi:https://salt:8000");
+    let saltbridge::source::SourceSpec::SaltApi { settings, .. } = &spec else {
+        panic!("{spec:?}")
+    };
+    assert_eq!(
+        settings.token.as_ref().map(|t| t.expose()),
+        Some("tok-very-secret")
+    );
+    assert_eq!(settings.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+    assert!(!format!("{spec:?}").contains("tok-very-secret"));
+    // --source on the command line gets the file's settings too.
+    let cli: saltbridge::source::SourceSpec = "saltapi:http://other:8000".parse().unwrap();
+    let spec = saltbridge::config::choose_source(Some(cli), &config);
+    let saltbridge::source::SourceSpec::SaltApi { url, settings } = &spec else {
+        panic!("{spec:?}")
+    };
+    assert_eq!(
+        (url.as_str(), settings.token.is_some()),
+        ("http://other:8000", true)
+    );
+}

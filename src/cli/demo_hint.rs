@@ -21,7 +21,9 @@ To see what saltbridge does without one, try `saltbridge demo`.";
 /// within [`HINT_AFTER`] and saltbridge was started from a terminal.
 pub fn suggest_demo_if_no_master(spec: &SourceSpec, stats: &Arc<SourceStats>) {
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !should_hint(spec.is_live(), interactive) {
+    // A remote master (salt-api) is not "on this machine".
+    let local = !matches!(spec, SourceSpec::SaltApi { .. });
+    if !should_hint(spec.is_live() && local, interactive) {
         return;
     }
     let stats = Arc::clone(stats);

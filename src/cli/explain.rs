@@ -98,7 +98,7 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     signal.trigger();
-    let _ = src.task.await;
+    let source_error = src.task.await.ok().and_then(|r| r.err());
     let twins: Vec<String> = TwinKind::ALL
         .iter()
         .map(|k| format!("{}={}", k.name(), pipeline.twin_filter().dropped(*k)))
@@ -122,6 +122,10 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         tally.unmatched,
         pipeline.job_tracker().summarised(),
     );
+    if let Some(e) = source_error {
+        eprintln!("explain: the source stopped: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

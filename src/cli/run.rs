@@ -81,6 +81,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .run(os_signal(), super::demo_hint::suggest_demo_if_no_master)
         .await?;
     print_report(&report);
+    if let Some(e) = &report.source_error {
+        eprintln!("saltbridge run: the source stopped: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

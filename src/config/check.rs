@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::{located, ConfigError};
-use super::file::RoutesFile;
+use super::file::{RoutesFile, SourceSetting};
 use crate::route::config::{RouteConfig, Unmatched};
 use crate::route::predicate::did_you_mean;
 use crate::source::SourceSpec;
@@ -36,12 +36,50 @@ impl SinkNames<'_> {
     }
 }
 
+/// `source`: its SPEC parses, and `saltapi` settings go with a `saltapi:` SPEC.
+fn check_source(
+    path: &Path,
+    src: &serde_saphyr::Spanned<SourceSetting>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let spec = match src.value.spec().map(str::parse::<SourceSpec>) {
+        Some(Ok(spec)) => Some(spec),
+        Some(Err(e)) => {
+            let field = if matches!(src.value, SourceSetting::Map(_)) {
+                "source.spec"
+            } else {
+                "source"
+            };
+            errors.push(located(path, src, field, e.to_string()));
+            None
+        }
+        None => None,
+    };
+    let Some(settings) = src.value.saltapi() else {
+        return;
+    };
+    if let Err((field, message)) = settings.check() {
+        errors.push(located(
+            path,
+            src,
+            &format!("source.saltapi.{field}"),
+            message,
+        ));
+    }
+    if spec.is_some_and(|s| !matches!(s, SourceSpec::SaltApi { .. })) {
+        errors.push(located(
+            path,
+            src,
+            "source.saltapi",
+            "is for a saltapi: source; source.spec names another kind",
+        ));
+    }
+}
+
 /// `source`, `twins` and the shape of `sinks`.
 fn check_settings(path: &Path, file: &RoutesFile, errors: &mut Vec<ConfigError>) {
     if let Some(src) = &file.source {
-        if let Err(e) = src.value.parse::<SourceSpec>() {
-            errors.push(located(path, src, "source", e.to_string()));
-        }
+        check_source(path, src, errors);
     }
     if file.twins.max_entries == 0 {
         errors.push(ConfigError::new(

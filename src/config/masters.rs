@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_saphyr::Spanned;
 
 use super::error::{located, ConfigError};
+use super::file::SourceSetting;
 use crate::source::master_config::{looks_like_config, master_settings};
 use crate::twins::MastersConfig;
 
@@ -16,14 +17,14 @@ use crate::twins::MastersConfig;
 pub(super) fn resolve(
     path: &Path,
     masters: Option<Spanned<MastersConfig>>,
-    source: Option<&Spanned<String>>,
+    source: Option<&Spanned<SourceSetting>>,
 ) -> Result<MastersConfig, Box<ConfigError>> {
     let (mut cfg, at) = match masters {
         Some(m) => (m.value, Some(m.referenced)),
         None => (MastersConfig::default(), None),
     };
     let from_source = source.and_then(|s| {
-        let p = Path::new(s.value.strip_prefix("ipc:")?);
+        let p = Path::new(s.value.spec()?.strip_prefix("ipc:")?);
         (!p.as_os_str().is_empty() && looks_like_config(p)).then(|| (p.to_path_buf(), s))
     });
     let salt_config = match (&cfg.master_config, from_source) {

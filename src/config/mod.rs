@@ -27,14 +27,17 @@ use crate::jobs::JobConfig;
 use crate::journal::JournalSettings;
 use crate::route::{self, RouteTable};
 use crate::sink::Sink;
+use crate::source::saltapi::SaltApiSettings;
 use crate::source::SourceSpec;
 use crate::twins::{MastersConfig, TwinConfig};
 
 /// A routes file, each stage's part in its own type.
 #[derive(Debug)]
 pub struct Config {
-    /// `source:`, if the file sets one.
+    /// `source:` (its SPEC), if the file sets one.
     pub source: Option<SourceSpec>,
+    /// `source.saltapi:`, the settings of a `saltapi:` source.
+    pub saltapi: SaltApiSettings,
     pub twins: TwinConfig,
     /// The master beside the bridge, its id and peers resolved.
     pub masters: MastersConfig,
@@ -176,9 +179,16 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         .iter()
         .map(|(k, v)| (k.clone(), (v.referenced.line(), v.referenced.column())))
         .collect();
+    let saltapi = source
+        .as_ref()
+        .and_then(|s| s.value.saltapi().cloned())
+        .unwrap_or_default();
     Ok(Config {
         // Checked above: it parses.
-        source: source.and_then(|s| s.value.parse().ok()),
+        source: source
+            .and_then(|s| s.value.spec().and_then(|s| s.parse::<SourceSpec>().ok()))
+            .map(|s| s.with_saltapi_settings(&saltapi)),
+        saltapi,
         twins,
         masters,
         jobs,
@@ -207,7 +217,10 @@ pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// The source to read: `arg` (`--source`), else the routes file's
-/// `source:`, else the master's default socket.
+/// `source:`, else the master's default socket; a `saltapi:` source gets
+/// the file's `source.saltapi` settings.
 pub fn choose_source(arg: Option<SourceSpec>, config: &Config) -> SourceSpec {
-    arg.or_else(|| config.source.clone()).unwrap_or_default()
+    arg.or_else(|| config.source.clone())
+        .unwrap_or_default()
+        .with_saltapi_settings(&config.saltapi)
 }

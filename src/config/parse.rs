@@ -50,6 +50,13 @@ const KNOWN_FIELDS: &[&str] = &[
     "id",
     "master_config",
     "cluster_peers",
+    "spec",
+    "saltapi",
+    "token",
+    "username",
+    "password",
+    "eauth",
+    "ca_file",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {

@@ -74,6 +74,8 @@ pub struct Report {
     pub dead_letters: PathBuf,
     /// The job tracker's counters at the end (after the final flush).
     pub jobs: JobCounts,
+    /// Why the source stopped by itself, when it failed (refused credentials).
+    pub source_error: Option<String>,
 }
 
 impl Daemon {
@@ -213,8 +215,9 @@ impl Daemon {
         }
         let source_stats = src.stats.clone();
         // A source stuck in a read (stdin) is not waited for after a stop.
+        let mut source_error = None;
         tokio::select! {
-            _ = &mut src.task => {}
+            r = &mut src.task => source_error = r.ok().and_then(|r| r.err()).map(|e| e.to_string()),
             _ = &mut stop, if !stopped => {
                 stopped = true;
                 stopping(&stop_sinks);
@@ -238,6 +241,7 @@ impl Daemon {
             sinks,
             dead_letters: dead.path().to_owned(),
             jobs,
+            source_error,
         })
     }
 }

@@ -26,6 +26,7 @@ mod journaled;
 pub mod jsonl;
 pub mod master_config;
 mod reconnect;
+pub mod saltapi;
 mod spec;
 mod stream;
 pub mod tcp;
@@ -135,6 +136,9 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Zmq(String),
+    /// salt-api refused the credentials, or is not salt-api.
+    #[error("{0}")]
+    SaltApi(String),
 }
 
 /// The source's end of the channel to the next stage.
@@ -346,6 +350,9 @@ pub async fn run(
         SourceSpec::Ipc(path) => ipc::run(path, opts, sender, shutdown).await,
         SourceSpec::Tcp(addr) => tcp::run(addr, opts, sender, shutdown).await,
         SourceSpec::Zmq(endpoint) => zmq::run(endpoint, opts, sender, shutdown).await,
+        SourceSpec::SaltApi { url, settings } => {
+            saltapi::run(url, settings, opts, sender, shutdown).await
+        }
         SourceSpec::Jsonl(path) => jsonl::run(path, sender, shutdown).await,
         SourceSpec::Capture(path) => capture::run(path, opts, sender, shutdown).await,
         SourceSpec::Journal { dir, since, until } => {

@@ -3,7 +3,9 @@
 //! `ipc:PATH` (a socket, or a master config file whose `sock_dir` and
 //! `ipc_mode` are read), `tcp:HOST:PORT`, `zmq:ENDPOINT`, `jsonl:PATH` (`-` is
 //! stdin), `capture:PATH` and `journal:DIR` (the bus journal a `run` keeps,
-//! or its state directory). An empty `ipc:` or `tcp:` means Salt's default.
+//! or its state directory), `saltapi:URL` (salt-api's `/events`, its
+//! settings from the routes file or the environment: `saltapi::settings`).
+//! An empty `ipc:` or `tcp:` means Salt's default.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,6 +13,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use super::master_config::{self, BusAddress};
+use super::saltapi::settings::{check_url, redact_userinfo};
+use super::saltapi::SaltApiSettings;
 
 /// The master's publish socket when nothing else is configured.
 pub const DEFAULT_IPC_SOCKET: &str = "/var/run/salt/master/master_event_pub.ipc";
@@ -30,6 +34,12 @@ pub enum SourceSpec {
     Jsonl(Option<PathBuf>),
     /// Raw bytes as captured from the socket.
     Capture(PathBuf),
+    /// salt-api's `/events` at `url` (`https://HOST:8000`, no trailing `/`),
+    /// with the settings the routes file gives (credentials, CA file).
+    SaltApi {
+        url: String,
+        settings: SaltApiSettings,
+    },
     /// The history in a bus journal (`replay`, `tail`, `explain`): what
     /// was read from `since` to `until`; it ends at the journal's end.
     Journal {
@@ -43,7 +53,7 @@ pub enum SourceSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error(
-        "source {0:?}: expected ipc:PATH, tcp:HOST:PORT, zmq:ENDPOINT, jsonl:PATH (jsonl:- for stdin), capture:PATH or journal:DIR"
+        "source {0:?}: expected ipc:PATH, tcp:HOST:PORT, zmq:ENDPOINT, saltapi:https://HOST:PORT, jsonl:PATH (jsonl:- for stdin), capture:PATH or journal:DIR"
     )]
     Syntax(String),
     #[error("source {spec:?}: {reason}")]
@@ -53,6 +63,17 @@ pub enum SpecError {
 }
 
 impl SourceSpec {
+    /// `self` with the routes file's `source.saltapi` settings, when it is
+    /// a `saltapi:` source given without any (on the command line).
+    pub fn with_saltapi_settings(mut self, from_file: &SaltApiSettings) -> Self {
+        if let SourceSpec::SaltApi { settings, .. } = &mut self {
+            if settings.is_empty() {
+                *settings = from_file.clone();
+            }
+        }
+        self
+    }
+
     /// Live sources talk to a master and must never fall behind it.
     /// Whether the daemon reads it through the journal: a byte stream
     /// from a master (unix socket or TCP). ZeroMQ (2014-2015 masters) is
@@ -64,7 +85,10 @@ impl SourceSpec {
     pub fn is_live(&self) -> bool {
         matches!(
             self,
-            SourceSpec::Ipc(_) | SourceSpec::Tcp(_) | SourceSpec::Zmq(_)
+            SourceSpec::Ipc(_)
+                | SourceSpec::Tcp(_)
+                | SourceSpec::Zmq(_)
+                | SourceSpec::SaltApi { .. }
         )
     }
 }
@@ -116,6 +140,13 @@ impl FromStr for SourceSpec {
                 }
                 SourceSpec::Zmq(rest.into())
             }
+            "saltapi" => SourceSpec::SaltApi {
+                url: check_url(rest).map_err(|reason| SpecError::Invalid {
+                    spec: redact_userinfo(s),
+                    reason,
+                })?,
+                settings: SaltApiSettings::default(),
+            },
             "jsonl" if rest == "-" => SourceSpec::Jsonl(None),
             "jsonl" if !rest.is_empty() => SourceSpec::Jsonl(Some(rest.into())),
             "capture" if !rest.is_empty() => SourceSpec::Capture(rest.into()),
@@ -141,6 +172,7 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Ipc(p) => write!(f, "ipc:{}", p.display()),
             SourceSpec::Tcp(a) => write!(f, "tcp:{a}"),
             SourceSpec::Zmq(e) => write!(f, "zmq:{e}"),
+            SourceSpec::SaltApi { url, .. } => write!(f, "saltapi:{url}"),
             SourceSpec::Jsonl(None) => write!(f, "jsonl:-"),
             SourceSpec::Jsonl(Some(p)) => write!(f, "jsonl:{}", p.display()),
             SourceSpec::Capture(p) => write!(f, "capture:{}", p.display()),
@@ -160,6 +192,8 @@ mod tests {
             "tcp:127.0.0.1:4512",
             "zmq:ipc:///var/run/salt/master/master_event_pub.ipc",
             "zmq:tcp://10.0.0.1:4510",
+            "saltapi:https://salt.example.com:8000",
+            "saltapi:http://127.0.0.1:8000",
             "jsonl:-",
             "jsonl:events.jsonl",
             "capture:a.bin",
@@ -183,8 +217,14 @@ mod tests {
             "tcp:host",
             "zmq:/path",
             "capture:",
+            "saltapi:",
+            "saltapi:https://u:secret@salt:8000",
         ] {
             assert!(s.parse::<SourceSpec>().is_err(), "{s}");
         }
+        let e = "saltapi:https://u:secret@salt:8000"
+            .parse::<SourceSpec>()
+            .unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
     }
 }

@@ -18,7 +18,8 @@ use saltbridge::source::{self, ReaderOptions, SourceSpec, SourceStats};
 #[derive(Args)]
 pub struct TailArgs {
     /// Where to read: ipc:PATH (a socket or a master config file), tcp:HOST:PORT,
-    /// zmq:ENDPOINT, jsonl:PATH (jsonl:- is stdin) or capture:PATH.
+    /// zmq:ENDPOINT, saltapi:https://HOST:PORT (credentials from SALTBRIDGE_SALTAPI_*),
+    /// jsonl:PATH (jsonl:- is stdin) or capture:PATH.
     #[arg(
         long,
         short,

@@ -73,6 +73,7 @@ impl SaltSandbox {
             conf_sock_dir,
             ports,
             master: None,
+            api: None,
             minions: Vec::new(),
             watchdog: None,
         };

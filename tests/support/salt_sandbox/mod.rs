@@ -74,6 +74,7 @@ use std::time::{Duration, Instant};
 use super::ports::{take_port, used_ports};
 use super::process::{self, group_alive, send_signal, ProcessGroup};
 
+pub mod api;
 mod cli;
 mod config;
 mod lifecycle;
@@ -234,6 +235,8 @@ pub struct SaltSandbox {
     sock_dir: PathBuf,
     ports: SandboxPorts,
     master: Option<Proc>,
+    /// salt-api, when a test started it (`api`).
+    api: Option<Proc>,
     minions: Vec<Minion>,
     watchdog: Option<(Child, ChildStdin)>,
 }
@@ -259,6 +262,7 @@ impl Drop for SaltSandbox {
             }
             terminate(&mut procs, Duration::ZERO);
         }
+        self.kill_api();
         if let Some(p) = self.master.as_mut() {
             terminate(&mut [p], self.opts.drop_timeout);
         }
