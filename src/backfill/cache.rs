@@ -230,8 +230,15 @@ impl LocalJobCache {
 impl JobCacheRead for LocalJobCache {
     fn jobs_changed_since(&mut self, since: SystemTime, max_jobs: usize) -> Vec<CachedJob> {
         let mut changed: Vec<PathBuf> = Vec::new();
-        let Ok(tops) = std::fs::read_dir(&self.jobs) else {
-            return Vec::new();
+        let tops = match std::fs::read_dir(&self.jobs) {
+            Ok(t) => t,
+            Err(e) => {
+                // No jobs yet is not an error; anything else (permissions) is said.
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    self.bad(&self.jobs.clone(), &e.to_string());
+                }
+                return Vec::new();
+            }
         };
         for top in tops.flatten() {
             let Ok(finals) = std::fs::read_dir(top.path()) else {
