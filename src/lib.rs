@@ -6,6 +6,7 @@
 //! `metrics` serves what each stage counts.
 //! Each stage knows the next only through a channel.
 
+pub mod backfill;
 pub mod byte_size;
 pub mod config;
 pub mod daemon;

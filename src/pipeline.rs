@@ -9,9 +9,13 @@
 //! A cluster peer's copy (a `cluster_peer` twin) is shown to the job tracker
 //! but not routed, and so is the summary of a job a peer published: each
 //! master's bridge routes what its master published.
+//! With a [`Backfill`] (the daemon's), a gap marker is followed by the
+//! returns the job cache has from the gap (`backfill`), and a job about to
+//! be summarised with silent minions asks the cache about them first.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
+use crate::backfill::{Backfill, Step};
 use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobTracker;
@@ -37,6 +41,7 @@ pub struct Pipeline {
     jobs: JobTracker,
     table: RouteTable,
     explain: bool,
+    backfill: Option<Backfill>,
 }
 
 impl Pipeline {
@@ -49,13 +54,27 @@ impl Pipeline {
             jobs: JobTracker::new(config.jobs),
             table: config.routes,
             explain,
+            backfill: None,
         }
+    }
+
+    /// Fills gaps from the master's job cache (the daemon's pipeline).
+    pub fn with_backfill(mut self, backfill: Option<Backfill>) -> Self {
+        self.backfill = backfill;
+        self
+    }
+
+    pub fn backfill(&self) -> Option<&Backfill> {
+        self.backfill.as_ref()
     }
 
     /// Takes one event in bus order.
     pub fn push(&mut self, ev: Event, now: Instant) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        self.check_silent(now, &mut out);
         let verdicts = self.twins.push(ev, now);
-        self.route_all(verdicts, now)
+        out.extend(self.route_all(verdicts, now));
+        out
     }
 
     /// Releases legacy events whose twin did not come in time, and
@@ -63,6 +82,7 @@ impl Pipeline {
     pub fn tick(&mut self, now: Instant) -> Vec<Outcome> {
         let verdicts = self.twins.tick(now);
         let mut out = self.route_all(verdicts, now);
+        self.check_silent(now, &mut out);
         let summaries = self.jobs.tick(now);
         self.route_summaries(summaries, now, &mut out);
         out
@@ -112,9 +132,13 @@ impl Pipeline {
             match v {
                 TwinVerdict::Pass(event) => {
                     let summaries = self.jobs.push(&event, now);
+                    let gap = gap_interval(&event);
                     let routing = self.table.route(&event, now, self.explain);
                     out.push(Outcome::Routed { event, routing });
                     self.route_summaries(summaries, now, &mut out);
+                    if let Some((from, to)) = gap {
+                        self.fill_gap(from, to, now, &mut out);
+                    }
                 }
                 TwinVerdict::Dropped {
                     event,
@@ -139,6 +163,73 @@ impl Pipeline {
         out
     }
 
+    /// The jobs of the gap from `from` to `to` from the job cache: their
+    /// announcements to the job tracker, their returns to the tracker and,
+    /// those the bus lost, to the routes. At start-up the daemon calls this
+    /// for the time since its last run; after a reconnect the gap marker does.
+    pub fn fill_gap(
+        &mut self,
+        from: SystemTime,
+        to: SystemTime,
+        now: Instant,
+        out: &mut Vec<Outcome>,
+    ) {
+        let Some(backfill) = self.backfill.as_mut() else {
+            return;
+        };
+        let steps = backfill.after_gap(from, to);
+        let routed = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Return { route: true, .. }))
+            .count();
+        if routed > 0 {
+            tracing::info!(
+                returns = routed,
+                "backfill: delivering returns the bus lost during a gap, from the job cache"
+            );
+        }
+        for step in steps {
+            match step {
+                Step::Announce(event) => {
+                    let summaries = self.jobs.push(&event, now);
+                    self.route_summaries(summaries, now, out);
+                }
+                Step::Return { event, route } => {
+                    let summaries = self.jobs.push(&event, now);
+                    if route {
+                        let routing = self.table.route(&event, now, self.explain);
+                        out.push(Outcome::Routed { event, routing });
+                    }
+                    self.route_summaries(summaries, now, out);
+                }
+            }
+        }
+    }
+
+    /// Before jobs are summarised with minions that did not return, asks
+    /// the job cache for those minions' returns: one found is routed
+    /// (backfilled) and counted in the summary.
+    fn check_silent(&mut self, now: Instant, out: &mut Vec<Outcome>) {
+        let Some(backfill) = self.backfill.as_mut() else {
+            return;
+        };
+        if self.jobs.next_deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        let found: Vec<Event> = self
+            .jobs
+            .due_silent(now)
+            .iter()
+            .flat_map(|(jid, silent)| backfill.returns_of(jid, silent))
+            .collect();
+        for event in found {
+            let summaries = self.jobs.push_backfilled(&event, now);
+            let routing = self.table.route(&event, now, self.explain);
+            out.push(Outcome::Routed { event, routing });
+            self.route_summaries(summaries, now, out);
+        }
+    }
+
     /// Routes job summaries; the summary of a job a peer published is the
     /// peer's bridge's to send, so it is dropped as a `cluster_peer` twin.
     fn route_summaries(&mut self, summaries: Vec<Event>, now: Instant, out: &mut Vec<Outcome>) {
@@ -156,4 +247,17 @@ impl Pipeline {
             out.push(Outcome::Routed { event, routing });
         }
     }
+}
+
+/// The interval of a gap marker (`saltbridge/bus/gap`): `disconnected_at`
+/// to `reconnected_at`.
+fn gap_interval(event: &Event) -> Option<(SystemTime, SystemTime)> {
+    if event.tag() != crate::source::GAP_TAG {
+        return None;
+    }
+    let at = |k: &str| {
+        let s = event.data().get(k)?.as_str()?;
+        humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
+    };
+    Some((at("disconnected_at")?, at("reconnected_at")?))
 }

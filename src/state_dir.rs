@@ -74,6 +74,12 @@ impl StateDir {
         self.root.join("journal")
     }
 
+    /// When the last run last read an event from the bus (RFC 3339): the
+    /// start of the start-up gap that the backfill fills.
+    pub fn last_read(&self) -> PathBuf {
+        self.root.join("last-read")
+    }
+
     /// The dead-letter file.
     pub fn dead_letters(&self) -> PathBuf {
         self.root.join("dead-letters.jsonl")

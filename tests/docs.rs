@@ -41,6 +41,8 @@ fn every_routes_field_is_documented() {
         "drop: {zzz: 1}\n",
         "jobs: {zzz: 1}\n",
         "journal: {zzz: 1}\n",
+        "masters: {zzz: 1}\n",
+        "backfill: {zzz: 1}\n",
         "routes:\n  - name: a\n    zzz: 1\n",
         "routes:\n  - name: a\n    match: {zzz: 1}\n",
         "routes:\n  - name: a\n    dedup: {key: k, zzz: 1}\n",

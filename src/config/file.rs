@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::backfill::BackfillConfig;
 use crate::jobs::JobConfig;
 use crate::journal::JournalSettings;
 use crate::route::config::{DropConfig, RouteConfig, Unmatched};
@@ -43,6 +44,9 @@ pub struct RoutesFile {
     /// The job tracker: one summary event per job.
     #[serde(default)]
     pub jobs: JobConfig,
+    /// Backfill from the master's job cache after a gap.
+    #[serde(default)]
+    pub backfill: BackfillConfig,
     /// The bus journal on disk: its bound, history, policy and fsync.
     #[serde(default)]
     pub journal: JournalSettings,

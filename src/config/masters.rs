@@ -9,16 +9,17 @@ use serde_saphyr::Spanned;
 
 use super::error::{located, ConfigError};
 use super::file::SourceSetting;
-use crate::source::master_config::{looks_like_config, master_settings};
+use crate::source::master_config::{looks_like_config, master_settings, MasterSettings};
 use crate::twins::MastersConfig;
 
-/// `masters` with its id and peers filled in; an unreadable master config
-/// is an error at the field that names it.
+/// `masters` with its id and peers filled in, and what the Salt master
+/// config says when one is known; an unreadable master config is an error
+/// at the field that names it.
 pub(super) fn resolve(
     path: &Path,
     masters: Option<Spanned<MastersConfig>>,
     source: Option<&Spanned<SourceSetting>>,
-) -> Result<MastersConfig, Box<ConfigError>> {
+) -> Result<(MastersConfig, Option<MasterSettings>), Box<ConfigError>> {
     let (mut cfg, at) = match masters {
         Some(m) => (m.value, Some(m.referenced)),
         None => (MastersConfig::default(), None),
@@ -37,18 +38,18 @@ pub(super) fn resolve(
         ),
         (None, None) => None,
     };
-    if let Some(salt) = salt_config {
+    if let Some(salt) = &salt_config {
         if cfg.id.is_none() {
-            cfg.id = salt.id;
+            cfg.id = salt.id.clone();
         }
         if cfg.cluster_peers.is_none() && !salt.cluster_peers.is_empty() {
-            cfg.cluster_peers = Some(salt.cluster_peers);
+            cfg.cluster_peers = Some(salt.cluster_peers.clone());
         }
     }
     if cfg.id.as_deref().is_none_or(str::is_empty) {
         cfg.id = Some(format!("{}_master", hostname()));
     }
-    Ok(cfg)
+    Ok((cfg, salt_config))
 }
 
 /// This machine's name, as the kernel has it.

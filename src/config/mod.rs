@@ -23,6 +23,7 @@ use file::RoutesFile;
 use interpolate::{interpolate_tracked, Redactor};
 pub use sinks::{build_sinks, each_sink, ConfiguredSink};
 
+use crate::backfill::BackfillConfig;
 use crate::jobs::JobConfig;
 use crate::journal::JournalSettings;
 use crate::route::{self, RouteTable};
@@ -42,6 +43,9 @@ pub struct Config {
     /// The master beside the bridge, its id and peers resolved.
     pub masters: MastersConfig,
     pub jobs: JobConfig,
+    /// Backfill from the job cache, its `cachedir` and `master_job_cache`
+    /// filled in from the Salt master config.
+    pub backfill: BackfillConfig,
     /// The bus journal's settings (read at start; a reload does not change them).
     pub journal: JournalSettings,
     /// The sinks' settings by name (their fields belong to the sinks).
@@ -161,7 +165,7 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let masters = masters::resolve(path, file.masters.clone(), file.source.as_ref())
+    let (masters, salt) = masters::resolve(path, file.masters.clone(), file.source.as_ref())
         .map_err(|e| ConfigErrors(vec![*e]))?;
     let RoutesFile {
         source,
@@ -169,6 +173,7 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         masters: _,
         drop,
         jobs,
+        mut backfill,
         journal,
         sinks,
         routes,
@@ -183,6 +188,12 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         .as_ref()
         .and_then(|s| s.value.saltapi().cloned())
         .unwrap_or_default();
+    if let Some(salt) = salt {
+        if backfill.cachedir.is_none() {
+            backfill.cachedir = Some(salt.cachedir);
+        }
+        backfill.master_job_cache = Some(salt.master_job_cache);
+    }
     Ok(Config {
         // Checked above: it parses.
         source: source
@@ -192,6 +203,7 @@ fn load_substituted(path: &Path, text: &str, redactor: Redactor) -> Result<Confi
         twins,
         masters,
         jobs,
+        backfill,
         journal,
         sinks: sinks.into_iter().map(|(k, v)| (k, v.value)).collect(),
         sink_lines,

@@ -57,6 +57,12 @@ const KNOWN_FIELDS: &[&str] = &[
     "password",
     "eauth",
     "ca_file",
+    "backfill",
+    "cachedir",
+    "hash_type",
+    "max_file_bytes",
+    "complete_trimmed",
+    "minion_events",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {
@@ -67,6 +73,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigErr
             masters: None,
             drop: Default::default(),
             jobs: Default::default(),
+            backfill: Default::default(),
             journal: Default::default(),
             sinks: BTreeMap::new(),
             routes: Vec::new(),

@@ -14,13 +14,15 @@
 
 mod checkpoint;
 pub mod drive;
+mod last_read;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::backfill::Backfill;
 use crate::config::{reload, Config, ConfiguredSink};
 use crate::delivery::{self, DeadLetters, SpoolHandle};
 use crate::jobs::JobCounts;
@@ -36,6 +38,7 @@ use crate::source::{self, ReaderOptions, SourceSpec, SourceStats};
 use crate::state_dir::{StateDir, StateDirLock};
 use checkpoint::Checkpoints;
 use drive::{drive, Consumer, End};
+use last_read::LastRead;
 
 /// After a stop, how long the source may take to notice (a read of stdin
 /// never does: it is dropped).
@@ -175,6 +178,9 @@ impl Daemon {
             heartbeat: Arc::new(Heartbeat::default()),
             spools,
             checkpoints,
+            last_read: spec
+                .is_live()
+                .then(|| LastRead::new(options.state_dir.last_read())),
         };
         let observed = Observed::new(
             (spec.to_string(), src.stats.clone()),
@@ -184,7 +190,17 @@ impl Daemon {
         );
         let _metrics_server = serve_metrics(options.listen, observed).await;
         started(&spec, &src.stats);
-        let mut pipeline = Pipeline::new(config, false);
+        let backfill = spec
+            .is_live()
+            .then(|| {
+                Backfill::for_master(
+                    config.backfill.clone(),
+                    config.masters.id.as_deref().map(Arc::from),
+                )
+            })
+            .flatten();
+        let mut pipeline = Pipeline::new(config, false).with_backfill(backfill);
+        startup_gap(&mut pipeline, &mut router);
         // The stop signal is heard in every state: while reading, and after
         // a finite source's end while the sinks settle (a sink that is down
         // retries for `give_up_after`).
@@ -202,6 +218,9 @@ impl Daemon {
         router.flush();
         if let Some(c) = router.checkpoints.as_mut() {
             c.finish();
+        }
+        if let Some(l) = router.last_read.as_mut() {
+            l.store();
         }
         let jobs = pipeline.job_tracker().counts();
         router.pipeline_stats.set_jobs(jobs);
@@ -246,6 +265,22 @@ impl Daemon {
     }
 }
 
+/// The gap since the last run read its last event: filled from the job
+/// cache before the first event is read.
+fn startup_gap(pipeline: &mut Pipeline, router: &mut Router) {
+    let Some(from) = router.last_read.as_ref().and_then(LastRead::previous) else {
+        return;
+    };
+    if pipeline.backfill().is_none() {
+        return;
+    }
+    let to = SystemTime::now();
+    tracing::info!(since = %humantime::format_rfc3339_seconds(from), "backfill: looking in the job cache for what was published since the last run");
+    let mut out = Vec::new();
+    pipeline.fill_gap(from, to, Instant::now(), &mut out);
+    router.dispatch(out);
+}
+
 /// Starts the source: a unix or TCP bus through the journal in the state
 /// dir (with the cursor the pipeline keeps), any other source directly.
 fn start_source(
@@ -288,6 +323,8 @@ struct Router {
     sinks: BTreeMap<String, serde_json::Value>,
     /// The durable cursor into the journal, for a journaled source.
     checkpoints: Option<Checkpoints>,
+    /// When the last event was read, for the next start-up's backfill (a live source).
+    last_read: Option<LastRead>,
 }
 
 impl Router {
@@ -353,7 +390,16 @@ impl Consumer for Router {
         self.heartbeat.beat();
     }
 
+    fn reading(&mut self, event: &crate::event::Event) {
+        if let Some(l) = self.last_read.as_mut().filter(|_| !event.is_own()) {
+            l.saw(event.received_at());
+        }
+    }
+
     fn housekeeping(&mut self) {
+        if let Some(l) = self.last_read.as_mut() {
+            l.store();
+        }
         for q in self.spools.values() {
             q.tick();
         }

@@ -199,12 +199,40 @@ impl Event {
     /// `tracestate` are left out of the data, and so is a top-level
     /// `__peer_id`, so a cluster peer's copy of an event has the original's
     /// key on every master ([`peer::without_peer_id`]).
+    ///
+    /// A minion's return to a job (`salt/job/<jid>/ret/<id>`, fired by the
+    /// master) is keyed by its tag alone: Salt keeps one return per job and
+    /// minion (the job cache drops a second one, `local_cache.returner`),
+    /// and a return rebuilt from the job cache after a gap (`backfill`),
+    /// which has no `_stamp` of the bus, gets the key the bus event had.
+    /// An event a minion fired itself (`cmd: _minion_event`) under such a
+    /// tag keeps the whole-data key, so it cannot take a real return's key.
     pub fn idempotency_key(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(self.tag.as_bytes());
         h.update(&[0]);
-        h.update(Self::key_data(self.data.as_str()).as_bytes());
+        if self.is_job_return() {
+            h.update(b"return");
+        } else {
+            h.update(Self::key_data(self.data.as_str()).as_bytes());
+        }
         format!("{:032x}", h.digest128())
+    }
+
+    /// `salt/job/<jid>/ret/<id>`, not fired by a minion: a return as the
+    /// master publishes it.
+    fn is_job_return(&self) -> bool {
+        let Some(rest) = self.tag.strip_prefix("salt/job/") else {
+            return false;
+        };
+        let Some((jid, tail)) = rest.split_once('/') else {
+            return false;
+        };
+        let returned = !jid.is_empty()
+            && tail
+                .strip_prefix("ret/")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+        returned && !self.data.as_str().contains("\"_minion_event\"")
     }
 
     /// The data text the idempotency key hashes: without the trace context
@@ -258,7 +286,19 @@ mod tests {
             json!({"_stamp": "2026-11-26T13:56:47.121719"}),
             Arc::from("x"),
         );
-        assert_ne!(a.idempotency_key(), other.idempotency_key());
+        // A return is keyed by its tag: the same return rebuilt from the
+        // job cache (no bus `_stamp`) has the bus event's key.
+        assert_eq!(a.idempotency_key(), other.idempotency_key());
+        let not_a_return = |stamp: &str| {
+            Event::synthetic("my/tag", json!({"_stamp": stamp}), Arc::from("x")).idempotency_key()
+        };
+        assert_ne!(not_a_return("1"), not_a_return("2"));
+        let fired = |stamp: &str| {
+            let d = json!({"cmd": "_minion_event", "_stamp": stamp});
+            Event::synthetic("salt/job/1/ret/a", d, Arc::from("x")).idempotency_key()
+        };
+        assert_ne!(fired("1"), fired("2"));
+        assert_ne!(fired("1"), a.idempotency_key());
         let other_tag = Event::synthetic(
             "salt/job/1/ret/b",
             json!({"_stamp": "2026-11-26T13:56:47.121718"}),

@@ -81,28 +81,73 @@ impl JobTracker {
 
     /// Looks at one event in bus order; returns the summaries it completes
     /// (and those of jobs whose deadline passed, or evicted at the cap).
-    // Over 80 lines: one match over the kinds of job event, each arm short and in bus order.
     pub fn push(&mut self, ev: &Event, now: Instant) -> Vec<Event> {
         let now = self.advance(now);
         let mut out = Vec::new();
         self.expire(now, &mut out);
+        self.observe(ev, now, &mut out);
+        out
+    }
+
+    /// Like [`push`](Self::push), but no deadline is acted on first: for
+    /// returns found in the job cache for a job about to time out
+    /// ([`due_silent`](Self::due_silent)).
+    pub fn push_backfilled(&mut self, ev: &Event, now: Instant) -> Vec<Event> {
+        let now = self.advance(now);
+        let mut out = Vec::new();
+        self.observe(ev, now, &mut out);
+        out
+    }
+
+    /// The jobs whose deadline has passed at `now` (the next `tick` or
+    /// `push` summarises them) with the minions that would be reported as
+    /// not returned: what the job cache is asked about first.
+    pub fn due_silent(&self, now: Instant) -> Vec<(String, Vec<String>)> {
+        let mut due = Vec::new();
+        for &(at, seq) in &self.deadlines {
+            if at > now {
+                break;
+            }
+            let Some(job) = self.by_seq.get(&seq).and_then(|j| self.jobs.get(j)) else {
+                continue;
+            };
+            let silent: Vec<String> = job
+                .minions
+                .iter()
+                .filter(|(_, m)| m.ret.is_none() && !m.missing)
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !silent.is_empty() && !job.runner {
+                due.push((job.jid.to_string(), silent));
+            }
+        }
+        due
+    }
+
+    /// Whether job `jid` is open.
+    pub fn is_open(&self, jid: &str) -> bool {
+        self.jobs.contains_key(jid)
+    }
+
+    // Over 80 lines: one match over the kinds of job event, each arm short and in bus order.
+    fn observe(&mut self, ev: &Event, now: Instant, out: &mut Vec<Event>) {
         if !self.cfg.enabled {
-            return out;
+            return;
         }
         let event = classify(ev);
         if !matches!(event, JobEvent::Other) && limits::fired_by_minion(ev) {
             // Only the master announces and ends jobs (see `limits`).
             self.minion_fired += 1;
-            return out;
+            return;
         }
         match event {
-            JobEvent::Announced { jid, data } => self.announce(jid, data, ev, now, &mut out),
+            JobEvent::Announced { jid, data } => self.announce(jid, data, ev, now, out),
             JobEvent::Returned { jid, id, data } => {
                 let Some(job) = self.jobs.get_mut(jid.as_str()) else {
-                    return out;
+                    return;
                 };
                 if job.minions.get(id).is_some_and(|m| m.ret.is_some()) {
-                    return out;
+                    return;
                 }
                 let digest = ReturnDigest::of(data, &job.fun);
                 // An expected minion's entry is paid for; its digest is not.
@@ -113,10 +158,10 @@ impl JobTracker {
                 let cost = limits::minion_bytes(id, Some(&digest)) - paid;
                 if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                     self.refuse_minion(&jid, id);
-                    return out;
+                    return;
                 }
                 let Some(job) = self.jobs.get_mut(jid.as_str()) else {
-                    return out;
+                    return;
                 };
                 job.record_return(id, || digest);
                 if job.all_returned() {
@@ -126,7 +171,7 @@ impl JobTracker {
             JobEvent::FindJobAsked { target, minions } => {
                 let until = later(now, self.cfg.gather_job_timeout);
                 let Some(job) = self.jobs.get_mut(target.as_str()) else {
-                    return out;
+                    return;
                 };
                 job.find_job_polls += 1;
                 for id in minions {
@@ -147,22 +192,22 @@ impl JobTracker {
             } => {
                 let until = later(now, self.cfg.running_grace());
                 let Some(job) = self.jobs.get_mut(target.as_str()) else {
-                    return out;
+                    return;
                 };
                 // Salt's CLI adds a minion that says it runs the job; one
                 // that was not targeted and does not run it is no concern.
                 if !job.minions.contains_key(id) {
                     if !running {
-                        return out;
+                        return;
                     }
                     let cost = limits::minion_bytes(id, None);
                     if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                         self.refuse_minion(&target, id);
-                        return out;
+                        return;
                     }
                 }
                 let Some(job) = self.jobs.get_mut(target.as_str()) else {
-                    return out;
+                    return;
                 };
                 let m = job.expect(id);
                 if m.ret.is_none() {
@@ -180,7 +225,7 @@ impl JobTracker {
                 if !self.jobs.contains_key(jid.as_str()) && !self.closed_set.contains(jid.as_str())
                 {
                     let cost = limits::job_bytes(ev, 0);
-                    if let Some(job) = self.open(jid, true, data, ev, now, cost, &mut out) {
+                    if let Some(job) = self.open(jid, true, data, ev, now, cost, out) {
                         job.arg = data.get("fun_args").cloned().unwrap_or(Value::Null);
                     }
                 }
@@ -193,7 +238,6 @@ impl JobTracker {
             }
             JobEvent::Other => {}
         }
-        out
     }
 
     /// Summarises the jobs whose deadline passed.

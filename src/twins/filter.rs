@@ -149,6 +149,19 @@ impl TwinFilter {
             });
             return;
         }
+        if self.enabled[TwinKind::OtherMaster.index()]
+            && self.master.minion_events_elsewhere()
+            && fired_by_minion(&ev)
+        {
+            self.dropped[TwinKind::OtherMaster.index()] += 1;
+            let twin_of = ev.tag().to_owned();
+            out.push(TwinVerdict::Dropped {
+                event: ev,
+                kind: TwinKind::OtherMaster,
+                twin_of,
+            });
+            return;
+        }
         let enabled = self.enabled;
         match classify::role(&ev, |k| enabled[k.index()]) {
             Role::Unrelated => out.push(TwinVerdict::Pass(ev)),
@@ -461,4 +474,13 @@ impl TwinFilter {
 /// What a held event costs, roughly: its text and the bus bytes it keeps.
 fn event_bytes(ev: &Event) -> usize {
     ev.tag().len() + ev.data_json().len() + ev.raw().map_or(0, |r| r.body.len())
+}
+
+/// An event a minion fired itself: Salt's `_minion_event` handler publishes
+/// the minion's whole load, `cmd: "_minion_event"` included
+/// (`salt/daemons/masterapi.py`). The text is looked at first, so only
+/// candidates are parsed.
+fn fired_by_minion(ev: &Event) -> bool {
+    ev.data_json().contains("\"_minion_event\"")
+        && ev.data().get("cmd").and_then(serde_json::Value::as_str) == Some("_minion_event")
 }

@@ -23,6 +23,12 @@ pub struct MastersConfig {
     /// The cluster's other masters; default: the master config's
     /// `cluster_peers`. A `__peer_id` naming another master is refused.
     pub cluster_peers: Option<Vec<String>>,
+    /// Multi-master (`master: [a, b]` on the minions): the id of the one
+    /// master whose bridge routes the events minions fire themselves
+    /// (`minion_start`, `salt/minion/<id>/start`, beacons, `event.send`);
+    /// the other bridges drop them as `other_master` twins. Default: none,
+    /// every bridge routes them.
+    pub minion_events: Option<String>,
 }
 
 impl MastersConfig {
@@ -36,6 +42,7 @@ impl MastersConfig {
                 .flatten()
                 .map(|p| Arc::from(p.as_str()))
                 .collect(),
+            minion_events: self.minion_events.as_deref().map(Arc::from),
         }
     }
 }

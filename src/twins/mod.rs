@@ -77,16 +77,23 @@ pub enum TwinKind {
     /// 3007+), twin of the original on the peer's bus. Dropped at once;
     /// off keeps peer copies (a bridge on one master of a cluster alone).
     ClusterPeer = 5,
+    /// An event a minion fired itself (`cmd: _minion_event`: its start,
+    /// beacons, `event.send`) on a master that is not the one named by
+    /// `masters.minion_events`: a minion of several masters (`master: [a,
+    /// b]`) sends each to every master, and the designated master's bridge
+    /// routes it. Inert unless `masters.minion_events` names another master.
+    OtherMaster = 6,
 }
 
 impl TwinKind {
-    pub const ALL: [TwinKind; 6] = [
+    pub const ALL: [TwinKind; 7] = [
         TwinKind::BareJidNew,
         TwinKind::NewJob,
         TwinKind::BareJidRet,
         TwinKind::StateFailure,
         TwinKind::MinionStart,
         TwinKind::ClusterPeer,
+        TwinKind::OtherMaster,
     ];
 
     /// The snake_case name, as in configuration files.
@@ -98,6 +105,7 @@ impl TwinKind {
             TwinKind::StateFailure => "state_failure",
             TwinKind::MinionStart => "minion_start",
             TwinKind::ClusterPeer => "cluster_peer",
+            TwinKind::OtherMaster => "other_master",
         }
     }
 

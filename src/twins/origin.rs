@@ -34,6 +34,9 @@ pub struct MasterIdentity {
     pub id: Option<Arc<str>>,
     /// `cluster_peers`; empty when unknown (then any other id is believed).
     pub peers: Vec<Arc<str>>,
+    /// `masters.minion_events`: the one master whose bridge routes the
+    /// events minions fire themselves (multi-master); `None`: every bridge.
+    pub minion_events: Option<Arc<str>>,
 }
 
 /// The master an event came from.
@@ -48,6 +51,14 @@ pub(super) enum Origin {
 }
 
 impl MasterIdentity {
+    /// Whether events minions fire themselves are another master's bridge's
+    /// to route (`masters.minion_events` names another master).
+    pub(super) fn minion_events_elsewhere(&self) -> bool {
+        self.minion_events
+            .as_deref()
+            .is_some_and(|m| self.id.as_deref() != Some(m))
+    }
+
     /// Where `ev` was published.
     pub(super) fn origin(&self, ev: &Event) -> Origin {
         let Some(claim) = peer::claim(ev.data_json()) else {
@@ -90,10 +101,12 @@ mod tests {
         let known = MasterIdentity {
             id: Some(Arc::from("m1")),
             peers: vec![Arc::from("m2")],
+            minion_events: None,
         };
         let unknown = MasterIdentity {
             id: Some(Arc::from("m1")),
             peers: vec![],
+            minion_events: None,
         };
         let cases = [
             (r#"{"x":1,"_stamp":"s"}"#, Origin::Local, Origin::Local),

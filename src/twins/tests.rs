@@ -339,7 +339,7 @@ fn one_new_event_is_the_twin_of_both_bare_jid_and_new_job() {
     assert_eq!(said(&f.push(ev("new_job", new_job()), t0)), ["-new_job"]);
     let out = f.push(ev(J, json!({"minions": ["m1"]})), t0);
     assert_eq!(said(&out), [format!("-{J}")]);
-    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 0]);
+    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -459,7 +459,7 @@ fn flush_releases_in_arrival_order() {
     let want: Vec<String> = tags.iter().map(|t| format!("+{t}")).collect();
     assert_eq!(said(&f.flush()), want);
     assert_eq!((f.held(), f.remembered(), f.next_deadline()), (0, 0, None));
-    assert_eq!(TwinKind::ALL.map(|k| f.released(k)), [1, 1, 1, 1, 1, 0]);
+    assert_eq!(TwinKind::ALL.map(|k| f.released(k)), [1, 1, 1, 1, 1, 0, 0]);
     assert_eq!(counts(&f), [0; TwinKind::ALL.len()]);
 }
 
@@ -475,8 +475,8 @@ fn counts_per_kind() {
     let (_, legacy, _) = pairs().remove(4);
     f.push(legacy, t0 + 100 * WINDOW);
     f.flush();
-    assert_eq!(counts(&f), [1, 1, 1, 1, 1, 0]);
-    assert_eq!(TwinKind::ALL.map(|k| f.released(k)), [0, 0, 0, 0, 1, 0]);
+    assert_eq!(counts(&f), [1, 1, 1, 1, 1, 0, 0]);
+    assert_eq!(TwinKind::ALL.map(|k| f.released(k)), [0, 0, 0, 0, 1, 0, 0]);
 }
 
 #[test]
@@ -499,4 +499,88 @@ fn kind_names_match_serde() {
         assert_eq!(serde_json::from_value::<TwinKind>(s).unwrap(), k);
     }
     assert_eq!(TwinKind::from_name("nope"), None);
+}
+
+/// A bridge of master `id` where `masters.minion_events` is `designated`.
+fn multi_master(id: &str, designated: Option<&str>) -> TwinFilter {
+    filter().with_master(MasterIdentity {
+        id: Some(Arc::from(id)),
+        peers: Vec::new(),
+        minion_events: designated.map(Arc::from),
+    })
+}
+
+#[test]
+fn minion_fired_events_go_only_through_the_designated_masters_bridge() {
+    let t0 = Instant::now();
+    let start = || {
+        ev(
+            "salt/minion/m1/start",
+            json!({"id": "m1", "cmd": "_minion_event", "pretag": null, "data": "Minion m1 started", "_stamp": "s"}),
+        )
+    };
+    let sent = || {
+        ev(
+            "my/tag",
+            json!({"id": "m1", "tag": "my/tag", "data": {"x": 1}, "cmd": "_minion_event", "_stamp": "s"}),
+        )
+    };
+    let ret = || {
+        ev(
+            &format!("salt/job/{J}/ret/m1"),
+            json!({"cmd": "_return", "id": "m1", "return": true}),
+        )
+    };
+    let auth = || {
+        ev(
+            "salt/auth",
+            json!({"act": "accept", "id": "m1", "_stamp": "s"}),
+        )
+    };
+    let mut other = multi_master("b", Some("a"));
+    let mut out = Vec::new();
+    for e in [start(), sent(), ret(), auth()] {
+        out.extend(other.push(e, t0));
+    }
+    assert_eq!(
+        said(&out),
+        [
+            "-salt/minion/m1/start",
+            "-my/tag",
+            &format!("+salt/job/{J}/ret/m1"),
+            "+salt/auth"
+        ]
+    );
+    assert!(matches!(
+        out[0],
+        TwinVerdict::Dropped {
+            kind: TwinKind::OtherMaster,
+            ..
+        }
+    ));
+    assert_eq!(other.dropped(TwinKind::OtherMaster), 2);
+    // The designated master's bridge, and a bridge without the setting, keep them.
+    for mut f in [multi_master("a", Some("a")), multi_master("b", None)] {
+        let out: Vec<_> = [start(), sent()]
+            .into_iter()
+            .flat_map(|e| f.push(e, t0))
+            .collect();
+        assert_eq!(said(&out), ["+salt/minion/m1/start", "+my/tag"]);
+    }
+    // `twins: {other_master: false}` turns it off.
+    let mut cfg = TwinConfig::default();
+    cfg.enabled.remove(&TwinKind::OtherMaster);
+    let mut off = TwinFilter::new(cfg).with_master(MasterIdentity {
+        id: Some(Arc::from("b")),
+        peers: Vec::new(),
+        minion_events: Some(Arc::from("a")),
+    });
+    assert_eq!(said(&off.push(sent(), t0)), ["+my/tag"]);
+    // A return whose data merely mentions `_minion_event` is not minion-fired.
+    let tricky = ev(
+        "salt/job/1/ret/m1",
+        json!({"cmd": "_return", "return": "_minion_event"}),
+    );
+    let mut f = multi_master("b", Some("a"));
+    assert_eq!(said(&f.push(tricky, t0)), ["+salt/job/1/ret/m1"]);
 }

@@ -116,6 +116,7 @@ fn twins_and_routes_are_listed_before_they_count() {
             "cluster_peer",
             "minion_start",
             "new_job",
+            "other_master",
             "state_failure"
         ]
     );
