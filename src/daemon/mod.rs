@@ -104,6 +104,7 @@ impl Daemon {
                 batching: b.sink.batching(),
                 stop_deadline: options.shutdown_timeout,
                 keep_raw: b.sink.keeps_raw(),
+                in_order: b.sink.in_order(),
             };
             let dir = options.state_dir.spool(&b.name);
             let h = delivery::start(
