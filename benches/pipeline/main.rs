@@ -12,6 +12,7 @@
 //! `cargo bench --bench pipeline -- [--quick] [--runs N] [--outage SECS]
 //! [--extra-yaml FILE] [--only NAME,...]`
 
+mod bare_kafka;
 mod config;
 mod daemon;
 mod loadgen;
@@ -340,6 +341,21 @@ impl Bench {
             cpu_secs,
             broker_cpu_secs,
         })
+    }
+
+    /// The broker's limit for `stream`'s records: a bare librdkafka producer.
+    fn bare_kafka(&self, stream: &Stream) -> Result<Point, String> {
+        let k = self.kafka.as_ref().ok_or("no Kafka broker (tansu)")?;
+        let topic = format!("bare{}", self.next.fetch_add(1, Ordering::Relaxed));
+        self.rt.block_on(k.create_topic(&topic, 4));
+        let p = bare_kafka::run(&stream.bytes, stream.payload, &k.brokers(), &topic, k.pid())?;
+        if p.events != stream.events {
+            return Err(format!(
+                "{} of {} records acknowledged",
+                p.events, stream.events
+            ));
+        }
+        Ok(p)
     }
 
     fn python(&self, script: &str, stream: &Stream, url: Option<&str>) -> Result<Point, String> {
