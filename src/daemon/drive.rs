@@ -90,10 +90,7 @@ pub async fn drive(
         let outcomes = tokio::select! {
             _ = &mut stop => return Ok(End::Stopped),
             ev = events.recv() => match ev {
-                Some(ev) => {
-                    consumer.reading(&ev);
-                    pipeline.push(ev, Instant::now())
-                }
+                Some(ev) => take_batch(ev, events, pipeline, consumer),
                 None => return Ok(End::Drained),
             },
             _ = sleep_until(deadline) => pipeline.tick(Instant::now()),
@@ -117,6 +114,32 @@ pub async fn drive(
             consumer.idle()?;
         }
     }
+}
+
+/// Most events one turn of the loop takes: one `select!`, one hand-over to
+/// the consumer and one journal position per batch instead of per event.
+/// Small enough that deadlines and the stop signal wait little (256 events
+/// are about 1.5 ms of work at the measured 6 µs per event).
+const BATCH: usize = 256;
+
+/// Pushes `first` and whatever else is waiting (up to [`BATCH`]) into the
+/// pipeline; their outcomes, in order.
+fn take_batch(
+    first: Event,
+    events: &mut EventReceiver,
+    pipeline: &mut Pipeline,
+    consumer: &mut impl Consumer,
+) -> Vec<Outcome> {
+    let now = Instant::now();
+    let mut out = Vec::new();
+    consumer.reading(&first);
+    pipeline.push_into(first, now, &mut out);
+    for _ in 1..BATCH {
+        let Ok(ev) = events.try_recv() else { break };
+        consumer.reading(&ev);
+        pipeline.push_into(ev, now, &mut out);
+    }
+    out
 }
 
 /// Sleeps until `deadline`, or forever when there is none (for `select!`).

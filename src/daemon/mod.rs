@@ -305,15 +305,10 @@ impl Router {
             if routing.sinks.is_empty() {
                 continue;
             }
-            let key = event.idempotency_key();
             let event = Arc::new(event);
             for (sink, route) in routing.sinks.iter().zip(&routing.sink_routes) {
                 if let Some(q) = self.spools.get(sink) {
-                    q.offer(Outgoing {
-                        event: Arc::clone(&event),
-                        route: route.clone(),
-                        key: key.clone(),
-                    });
+                    q.offer(Outgoing::new(Arc::clone(&event), Arc::clone(route)));
                 }
             }
         }

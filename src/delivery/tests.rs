@@ -148,7 +148,7 @@ async fn a_reject_goes_to_the_dead_letter_file_with_its_status() {
     assert_eq!(dead[0]["status"], 400);
     assert_eq!(dead[0]["sink"], "s");
     assert_eq!(dead[0]["event"]["tag"], "t/1");
-    assert_eq!(dead[0]["key"], ev(1).key);
+    assert_eq!(dead[0]["key"], ev(1).key());
     assert_eq!(SinkStats::get(&stats.delivered), 1);
     assert_eq!(SinkStats::get(&stats.dead_lettered), 1);
 }

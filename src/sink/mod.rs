@@ -28,6 +28,8 @@ pub trait Deliver: Send + Sync + 'static {
     /// [`in_order`](Sink::in_order) sink starts one batch after another
     /// from one task and awaits the outcomes apart. By default the whole
     /// send is the first step.
+    // Yielding a future is the point: the caller awaits it apart.
+    #[allow(clippy::async_yields_async)]
     fn start(&self, batch: &[Outgoing]) -> impl Future<Output = Outcome> + Send {
         async move {
             let result = self.send(batch).await;
@@ -139,6 +141,8 @@ pub fn parse_settings<T: serde::de::DeserializeOwned>(
 }
 
 /// A configured sink of any type.
+// One per configured sink, built once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Sink {
     Webhook(webhook::WebhookSink),
     #[cfg(feature = "kafka")]
