@@ -133,5 +133,8 @@ pub fn run(
         peak_rss: 0,
         cpu_secs,
         broker_cpu_secs,
+        dropped: 0,
+        journal_dropped: 0,
+        journal_bytes: 0,
     })
 }

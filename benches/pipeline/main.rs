@@ -13,6 +13,7 @@
 //! [--extra-yaml FILE] [--only NAME,...]`
 
 mod bare_kafka;
+mod burst;
 mod config;
 mod daemon;
 mod loadgen;
@@ -131,6 +132,11 @@ struct Point {
     cpu_secs: f64,
     /// CPU seconds the Kafka broker used meanwhile (0 for other sinks).
     broker_cpu_secs: f64,
+    /// From saltbridge's report: events its reader dropped, bytes its
+    /// journal dropped at the bound, bytes appended to the journal.
+    dropped: u64,
+    journal_dropped: u64,
+    journal_bytes: u64,
 }
 
 impl Point {
@@ -340,6 +346,9 @@ impl Bench {
             peak_rss: peak_rss.max(mem.hwm),
             cpu_secs,
             broker_cpu_secs,
+            dropped: report.dropped_by_reader,
+            journal_dropped: report.journal_dropped,
+            journal_bytes: report.journal_appended,
         })
     }
 
@@ -391,6 +400,9 @@ impl Bench {
             peak_rss: 0,
             cpu_secs: v["cpu"].as_f64().unwrap_or(0.0),
             broker_cpu_secs: 0.0,
+            dropped: 0,
+            journal_dropped: 0,
+            journal_bytes: 0,
         })
     }
 

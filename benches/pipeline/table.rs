@@ -37,7 +37,14 @@ impl Table {
         }
     }
 
-    fn row(&mut self, what: &str, result: String, versus: String, target: &str, met: Option<bool>) {
+    pub fn row(
+        &mut self,
+        what: &str,
+        result: String,
+        versus: String,
+        target: &str,
+        met: Option<bool>,
+    ) {
         eprintln!("  {what}: {result} {versus}");
         self.rows.push(Row {
             what: what.to_owned(),
@@ -48,7 +55,7 @@ impl Table {
         });
     }
 
-    fn failed(&mut self, what: &str, why: &str) {
+    pub fn failed(&mut self, what: &str, why: &str) {
         let short: String = why.lines().next().unwrap_or("").chars().take(100).collect();
         self.row(
             what,
@@ -85,7 +92,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn rate(m: &Measured) -> String {
+pub fn rate(m: &Measured) -> String {
     let p = &m.median;
     let spread = if (m.max_eps - m.min_eps) > 0.0 {
         format!(" ({:.0}k-{:.0}k)", m.min_eps / 1e3, m.max_eps / 1e3)
@@ -233,6 +240,12 @@ pub fn run_all(b: &Bench, t: &mut Table) {
     }
     if o.wants("kafka") {
         kafka_rows(b, t, &small_kafka, &big_kafka, reader.as_ref());
+    }
+    if o.wants("burst") {
+        super::burst::bursts(b, t);
+    }
+    if o.wants("journal") {
+        super::burst::journal_cost(b, t);
     }
     if o.wants("routes") {
         let stream = Stream::synthetic(Kind::Small, o.n(60_000));
