@@ -2,7 +2,7 @@
 //! it, and its idempotency key. Shared by the spool, delivery and every
 //! sink; it imports none of them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use crate::event::Event;
@@ -13,21 +13,26 @@ pub struct Outgoing {
     /// Shared by every sink the event goes to: cloning an `Outgoing` does
     /// not copy the event's data.
     pub event: Arc<Event>,
-    /// The route that sent it here.
-    pub route: String,
-    /// `Event::idempotency_key`, computed once.
-    pub key: String,
+    /// The route that sent it here: the route table's own name, shared.
+    pub route: Arc<str>,
+    /// `Event::idempotency_key`, computed when a sink first asks for it
+    /// (it hashes the whole data, twice scanned for `__peer_id` and trace
+    /// members): a sink that does not send it (the blackhole) never pays.
+    key: OnceLock<String>,
 }
 
 impl Outgoing {
-    pub fn new(event: impl Into<Arc<Event>>, route: impl Into<String>) -> Self {
-        let event = event.into();
-        let key = event.idempotency_key();
+    pub fn new(event: impl Into<Arc<Event>>, route: impl Into<Arc<str>>) -> Self {
         Outgoing {
-            event,
+            event: event.into(),
             route: route.into(),
-            key,
+            key: OnceLock::new(),
         }
+    }
+
+    /// The event's idempotency key (`Event::idempotency_key`), computed once.
+    pub fn key(&self) -> &str {
+        self.key.get_or_init(|| self.event.idempotency_key())
     }
 
     /// The context every template sees: `tag`, `data`, `route`, `key`,
@@ -43,8 +48,8 @@ impl Outgoing {
             backfilled => p.backfilled,
             tag => self.event.tag(),
             data => minijinja::Value::from(minijinja::value::Serde(self.event.data())),
-            route => &self.route,
-            key => &self.key,
+            route => &*self.route,
+            key => self.key(),
             received_at => humantime::format_rfc3339_micros(received).to_string(),
             source => self.event.source(),
         }

@@ -71,17 +71,24 @@ impl Pipeline {
     /// Takes one event in bus order.
     pub fn push(&mut self, ev: Event, now: Instant) -> Vec<Outcome> {
         let mut out = Vec::new();
-        self.check_silent(now, &mut out);
-        let verdicts = self.twins.push(ev, now);
-        out.extend(self.route_all(verdicts, now));
+        self.push_into(ev, now, &mut out);
         out
+    }
+
+    /// [`push`](Self::push), its outcomes appended to `out` (a batch of
+    /// events shares one vector).
+    pub fn push_into(&mut self, ev: Event, now: Instant, out: &mut Vec<Outcome>) {
+        self.check_silent(now, out);
+        let verdicts = self.twins.push(ev, now);
+        self.route_all(verdicts, now, out);
     }
 
     /// Releases legacy events whose twin did not come in time, and
     /// summarises the jobs whose deadline passed.
     pub fn tick(&mut self, now: Instant) -> Vec<Outcome> {
         let verdicts = self.twins.tick(now);
-        let mut out = self.route_all(verdicts, now);
+        let mut out = Vec::new();
+        self.route_all(verdicts, now, &mut out);
         self.check_silent(now, &mut out);
         let summaries = self.jobs.tick(now);
         self.route_summaries(summaries, now, &mut out);
@@ -100,7 +107,8 @@ impl Pipeline {
     /// the jobs still open, marked incomplete.
     pub fn flush(&mut self, now: Instant) -> Vec<Outcome> {
         let verdicts = self.twins.flush();
-        let mut out = self.route_all(verdicts, now);
+        let mut out = Vec::new();
+        self.route_all(verdicts, now, &mut out);
         let summaries = self.jobs.flush();
         self.route_summaries(summaries, now, &mut out);
         out
@@ -126,8 +134,8 @@ impl Pipeline {
         &self.twins
     }
 
-    fn route_all(&mut self, verdicts: Vec<TwinVerdict>, now: Instant) -> Vec<Outcome> {
-        let mut out = Vec::with_capacity(verdicts.len());
+    fn route_all(&mut self, verdicts: Vec<TwinVerdict>, now: Instant, out: &mut Vec<Outcome>) {
+        out.reserve(verdicts.len());
         for v in verdicts {
             match v {
                 TwinVerdict::Pass(event) => {
@@ -135,9 +143,9 @@ impl Pipeline {
                     let gap = gap_interval(&event);
                     let routing = self.table.route(&event, now, self.explain);
                     out.push(Outcome::Routed { event, routing });
-                    self.route_summaries(summaries, now, &mut out);
+                    self.route_summaries(summaries, now, out);
                     if let Some((from, to)) = gap {
-                        self.fill_gap(from, to, now, &mut out);
+                        self.fill_gap(from, to, now, out);
                     }
                 }
                 TwinVerdict::Dropped {
@@ -156,11 +164,10 @@ impl Pipeline {
                         kind,
                         twin_of,
                     });
-                    self.route_summaries(summaries, now, &mut out);
+                    self.route_summaries(summaries, now, out);
                 }
             }
         }
-        out
     }
 
     /// The jobs of the gap from `from` to `to` from the job cache: their

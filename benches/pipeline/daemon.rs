@@ -31,6 +31,10 @@ pub struct Daemon {
 pub struct Report {
     pub read: u64,
     pub dropped_by_reader: u64,
+    /// Bytes the journal dropped at its bound.
+    pub journal_dropped: u64,
+    /// Bytes appended to the journal.
+    pub journal_appended: u64,
     /// (sink, accepted, delivered, dropped on a full spool)
     pub sinks: Vec<(String, u64, u64, u64)>,
     pub text: String,
@@ -51,6 +55,11 @@ pub struct Memory {
 
 impl Daemon {
     pub fn start(bin: &Path, routes: &Path, sock: &Path, state_dir: &Path) -> Daemon {
+        Daemon::start_source(bin, routes, &format!("ipc:{}", sock.display()), state_dir)
+    }
+
+    /// `run` reading `source` (`ipc:PATH`, `capture:FILE`, ...).
+    pub fn start_source(bin: &Path, routes: &Path, source: &str, state_dir: &Path) -> Daemon {
         let stderr = state_dir.join("run.stderr");
         // A fresh log a run: the report is parsed from it.
         std::fs::File::create(&stderr).expect("stderr file");
@@ -60,7 +69,7 @@ impl Daemon {
             .arg("-c")
             .arg(routes)
             .arg("--source")
-            .arg(format!("ipc:{}", sock.display()))
+            .arg(source)
             .arg("--state-dir")
             .arg(state_dir)
             .arg("--listen")
@@ -94,6 +103,11 @@ impl Daemon {
     }
 
     /// Whether it is still running; if not, what it printed.
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        self.inner.exit_status().is_some()
+    }
+
     pub fn check_alive(&mut self) -> Result<(), String> {
         match self.inner.exit_status() {
             None => Ok(()),
@@ -168,6 +182,10 @@ pub fn parse_report(text: &str) -> Report {
             let n = numbers(rest);
             r.read = n.first().copied().unwrap_or(0);
             r.dropped_by_reader = n.get(2).copied().unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("journal: ") {
+            let n = numbers(rest);
+            r.journal_appended = n.first().copied().unwrap_or(0);
+            r.journal_dropped = n.get(1).copied().unwrap_or(0);
         } else if let Some(rest) = line.strip_prefix("sink ") {
             let Some((name, counts)) = rest.split_once(": ") else {
                 continue;

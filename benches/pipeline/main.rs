@@ -12,6 +12,8 @@
 //! `cargo bench --bench pipeline -- [--quick] [--runs N] [--outage SECS]
 //! [--extra-yaml FILE] [--only NAME,...]`
 
+mod bare_kafka;
+mod burst;
 mod config;
 mod daemon;
 mod loadgen;
@@ -130,6 +132,11 @@ struct Point {
     cpu_secs: f64,
     /// CPU seconds the Kafka broker used meanwhile (0 for other sinks).
     broker_cpu_secs: f64,
+    /// From saltbridge's report: events its reader dropped, bytes its
+    /// journal dropped at the bound, bytes appended to the journal.
+    dropped: u64,
+    journal_dropped: u64,
+    journal_bytes: u64,
 }
 
 impl Point {
@@ -339,7 +346,25 @@ impl Bench {
             peak_rss: peak_rss.max(mem.hwm),
             cpu_secs,
             broker_cpu_secs,
+            dropped: report.dropped_by_reader,
+            journal_dropped: report.journal_dropped,
+            journal_bytes: report.journal_appended,
         })
+    }
+
+    /// The broker's limit for `stream`'s records: a bare librdkafka producer.
+    fn bare_kafka(&self, stream: &Stream) -> Result<Point, String> {
+        let k = self.kafka.as_ref().ok_or("no Kafka broker (tansu)")?;
+        let topic = format!("bare{}", self.next.fetch_add(1, Ordering::Relaxed));
+        self.rt.block_on(k.create_topic(&topic, 4));
+        let p = bare_kafka::run(&stream.bytes, stream.payload, &k.brokers(), &topic, k.pid())?;
+        if p.events != stream.events {
+            return Err(format!(
+                "{} of {} records acknowledged",
+                p.events, stream.events
+            ));
+        }
+        Ok(p)
     }
 
     fn python(&self, script: &str, stream: &Stream, url: Option<&str>) -> Result<Point, String> {
@@ -375,6 +400,9 @@ impl Bench {
             peak_rss: 0,
             cpu_secs: v["cpu"].as_f64().unwrap_or(0.0),
             broker_cpu_secs: 0.0,
+            dropped: 0,
+            journal_dropped: 0,
+            journal_bytes: 0,
         })
     }
 

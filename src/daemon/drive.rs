@@ -90,10 +90,7 @@ pub async fn drive(
         let outcomes = tokio::select! {
             _ = &mut stop => return Ok(End::Stopped),
             ev = events.recv() => match ev {
-                Some(ev) => {
-                    consumer.reading(&ev);
-                    pipeline.push(ev, Instant::now())
-                }
+                Some(ev) => take_batch(ev, events, pipeline, consumer),
                 None => return Ok(End::Drained),
             },
             _ = sleep_until(deadline) => pipeline.tick(Instant::now()),
@@ -117,6 +114,35 @@ pub async fn drive(
             consumer.idle()?;
         }
     }
+}
+
+/// Most events one turn of the loop takes: one `select!`, one hand-over to
+/// the consumer and one journal position per batch instead of per event.
+/// Small enough that deadlines and the stop signal wait little, and that
+/// the outcomes' vector (about 300 B an outcome) stays under glibc's 64 KiB
+/// at which a free consolidates the heap: with 256 a batch, perf showed
+/// `malloc_consolidate` and the vector's growth at 15% of a capture run.
+const BATCH: usize = 64;
+
+/// Pushes `first` and whatever else is waiting (up to [`BATCH`]) into the
+/// pipeline; their outcomes, in order.
+fn take_batch(
+    first: Event,
+    events: &mut EventReceiver,
+    pipeline: &mut Pipeline,
+    consumer: &mut impl Consumer,
+) -> Vec<Outcome> {
+    let now = Instant::now();
+    // Room for a job summary or two beside every event, without growing.
+    let mut out = Vec::with_capacity(2 * BATCH);
+    consumer.reading(&first);
+    pipeline.push_into(first, now, &mut out);
+    for _ in 1..BATCH {
+        let Ok(ev) = events.try_recv() else { break };
+        consumer.reading(&ev);
+        pipeline.push_into(ev, now, &mut out);
+    }
+    out
 }
 
 /// Sleeps until `deadline`, or forever when there is none (for `select!`).

@@ -109,6 +109,7 @@ impl Daemon {
                 batching: b.sink.batching(),
                 stop_deadline: options.shutdown_timeout,
                 keep_raw: b.sink.keeps_raw(),
+                in_order: b.sink.in_order(),
             };
             let dir = options.state_dir.spool(&b.name);
             let h = delivery::start(
@@ -345,15 +346,10 @@ impl Router {
             if routing.sinks.is_empty() {
                 continue;
             }
-            let key = event.idempotency_key();
             let event = Arc::new(event);
             for (sink, route) in routing.sinks.iter().zip(&routing.sink_routes) {
                 if let Some(q) = self.spools.get(sink) {
-                    q.offer(Outgoing {
-                        event: Arc::clone(&event),
-                        route: route.clone(),
-                        key: key.clone(),
-                    });
+                    q.offer(Outgoing::new(Arc::clone(&event), Arc::clone(route)));
                 }
             }
         }

@@ -58,7 +58,7 @@ impl DeadLetters {
             text.extend_from_slice(b",\"error\":");
             write_str(&mut text, error);
             text.extend_from_slice(b",\"key\":");
-            write_str(&mut text, &o.key);
+            write_str(&mut text, o.key());
             text.extend_from_slice(b",\"event\":");
             o.event.write_json(&mut text);
             text.extend_from_slice(b"}\n");

@@ -79,6 +79,7 @@ fn setup(sink: Scripted, give_up_ms: u64, batching: Option<Batching>) -> Setup {
         batching,
         stop_deadline: Duration::from_millis(500),
         keep_raw: false,
+        in_order: false,
     };
     let handle = start(
         "s",
@@ -147,7 +148,7 @@ async fn a_reject_goes_to_the_dead_letter_file_with_its_status() {
     assert_eq!(dead[0]["status"], 400);
     assert_eq!(dead[0]["sink"], "s");
     assert_eq!(dead[0]["event"]["tag"], "t/1");
-    assert_eq!(dead[0]["key"], ev(1).key);
+    assert_eq!(dead[0]["key"], ev(1).key());
     assert_eq!(SinkStats::get(&stats.delivered), 1);
     assert_eq!(SinkStats::get(&stats.dead_lettered), 1);
 }
@@ -243,6 +244,7 @@ async fn stop_leaves_what_was_not_delivered_in_the_spool_for_the_next_start() {
         batching: None,
         stop_deadline: Duration::from_millis(500),
         keep_raw: false,
+        in_order: false,
     };
     let h = start(
         "s",
@@ -282,6 +284,7 @@ async fn a_full_spool_counts_what_it_drops() {
         batching: None,
         stop_deadline: Duration::from_secs(1),
         keep_raw: false,
+        in_order: false,
     };
     let h = start(
         "s",
@@ -337,6 +340,7 @@ async fn one_rejected_event_takes_no_other_of_its_batch_down() {
         }),
         stop_deadline: Duration::from_millis(500),
         keep_raw: false,
+        in_order: false,
     };
     let handle = start(
         "s",
@@ -360,4 +364,83 @@ async fn one_rejected_event_takes_no_other_of_its_batch_down() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(SinkStats::get(&stats.delivered), 5);
     assert_eq!(SinkStats::get(&stats.dead_lettered), 1);
+}
+
+/// Hands each batch over at once (recording the order) and acknowledges it
+/// after a delay that shrinks batch by batch, so later batches settle first.
+#[derive(Default)]
+struct Pipelined {
+    started: Mutex<Vec<String>>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    most_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Deliver for Pipelined {
+    async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
+        self.start(batch).await.await
+    }
+
+    async fn start(&self, batch: &[Outgoing]) -> crate::sink::Outcome {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut started = self.started.lock().unwrap();
+        started.extend(batch.iter().map(|o| o.event.tag().to_owned()));
+        let delay = Duration::from_millis(60u64.saturating_sub(started.len() as u64));
+        let (now, most) = (self.in_flight.clone(), self.most_in_flight.clone());
+        most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            now.fetch_sub(1, SeqCst);
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_in_order_sink_gets_batches_in_spool_order_with_several_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Pipelined::default());
+    let (_signal, stop) = ShutdownSignal::new();
+    let opts = WorkerOptions {
+        settings: settings(10_000),
+        concurrency: 4,
+        batching: Some(Batching {
+            max_events: 2,
+            max_bytes: usize::MAX,
+            max_wait: Duration::ZERO,
+        }),
+        stop_deadline: Duration::from_millis(500),
+        keep_raw: false,
+        in_order: true,
+    };
+    let dead = dir.path().join("dead.jsonl");
+    let h = start(
+        "s",
+        sink.clone(),
+        opts,
+        &dir.path().join("spool"),
+        DeadLetters::new(&dead),
+        stop,
+    )
+    .unwrap();
+    for n in 0..40 {
+        assert!(h.spool.offer(ev(n)));
+    }
+    let stats = h.spool.stats().clone();
+    drop(h.spool);
+    h.task.await.unwrap();
+    let want: Vec<String> = (0..40).map(|n| format!("t/{n}")).collect();
+    assert_eq!(
+        *sink.started.lock().unwrap(),
+        want,
+        "handed over in spool order"
+    );
+    assert_eq!(SinkStats::get(&stats.delivered), 40);
+    let most = sink
+        .most_in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        most > 1,
+        "acknowledgements were awaited apart ({most} in flight at most)"
+    );
+    assert!(dead_lines(&dead).is_empty());
 }

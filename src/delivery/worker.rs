@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use super::{Batching, DeadLetters, Deliver, DeliverySettings, SinkHandle, SinkStats, SpoolHandle};
 use crate::outgoing::Outgoing;
 use crate::shutdown::Shutdown;
-use crate::sink::SendError;
+use crate::sink::{Outcome, SendError};
 use crate::spool::{self, Batch, SpoolError, SpoolReader};
 
 struct Ctx<S> {
@@ -41,6 +41,9 @@ pub struct WorkerOptions {
     pub stop_deadline: Duration,
     /// Spool Salt's msgpack bytes too (a sink that sends them).
     pub keep_raw: bool,
+    /// Start each send from the worker's one task, in spool order, and
+    /// await its outcome apart (`Deliver::start`; Kafka).
+    pub in_order: bool,
 }
 
 /// Opens the spool of sink `name` in `spool_dir` and starts its worker.
@@ -63,18 +66,11 @@ pub fn start<S: Deliver>(
     let ctx = Arc::new(Ctx {
         name: name.clone(),
         sink,
-        settings: opts.settings,
+        settings: opts.settings.clone(),
         dead,
         stats: stats.clone(),
     });
-    let task = tokio::spawn(run(
-        ctx,
-        reader,
-        opts.concurrency.max(1),
-        opts.batching,
-        stop,
-        opts.stop_deadline,
-    ));
+    let task = tokio::spawn(run(ctx, reader, opts, stop));
     Ok(SinkHandle {
         spool: SpoolHandle {
             name,
@@ -88,16 +84,15 @@ pub fn start<S: Deliver>(
 async fn run<S: Deliver>(
     ctx: Arc<Ctx<S>>,
     mut reader: SpoolReader,
-    concurrency: usize,
-    batching: Option<Batching>,
+    opts: WorkerOptions,
     mut stop: Shutdown,
-    stop_deadline: Duration,
 ) {
-    let (max_events, max_bytes, max_wait) = match batching {
+    let stop_deadline = opts.stop_deadline;
+    let (max_events, max_bytes, max_wait) = match opts.batching {
         Some(b) => (b.max_events, b.max_bytes, b.max_wait),
         None => (1, usize::MAX, Duration::ZERO),
     };
-    let permits = Arc::new(Semaphore::new(concurrency));
+    let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut sends = JoinSet::new();
     let mut stopped = false;
     loop {
@@ -116,10 +111,21 @@ async fn run<S: Deliver>(
                 None => break,
             },
         };
+        // In order: handed to the sink here, one batch after another.
+        let started = if opts.in_order {
+            tokio::select! {
+                biased;
+                // Unsettled: stays in the spool.
+                _ = stop.wait() => { stopped = true; break }
+                o = ctx.sink.start(&batch.items) => Some(o),
+            }
+        } else {
+            None
+        };
         let ctx2 = ctx.clone();
         let stop2 = stop.clone();
         sends.spawn(async move {
-            deliver(&ctx2, batch, stop2).await;
+            deliver(&ctx2, batch, started, stop2).await;
             drop(permit);
         });
     }
@@ -166,8 +172,8 @@ enum Settled {
 /// is settled), or until stop (then it stays in the spool). A batch the
 /// sink rejects is sent again one event at a time, so that one bad event
 /// (a tag too long for a header) takes no other down.
-async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, stop: Shutdown) {
-    match send(ctx, &batch.items, stop.clone()).await {
+async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, started: Option<Outcome>, stop: Shutdown) {
+    match send(ctx, &batch.items, started, stop.clone()).await {
         Settled::Delivered => {
             delivered(ctx, &batch.items);
             batch.settle();
@@ -182,7 +188,7 @@ async fn deliver<S: Deliver>(ctx: &Ctx<S>, batch: Batch, stop: Shutdown) {
             let mut all_written = true;
             for o in &batch.items {
                 let one = std::slice::from_ref(o);
-                match send(ctx, one, stop.clone()).await {
+                match send(ctx, one, None, stop.clone()).await {
                     Settled::Delivered => delivered(ctx, one),
                     // Stays in the spool; what was delivered goes again, with its key.
                     Settled::Stopped => return,
@@ -212,13 +218,23 @@ fn delivered<S>(ctx: &Ctx<S>, items: &[Outgoing]) {
     }
 }
 
-/// Sends `items` as one, retrying, until it settles or stop comes.
-async fn send<S: Deliver>(ctx: &Ctx<S>, items: &[Outgoing], mut stop: Shutdown) -> Settled {
+/// Sends `items` as one, retrying, until it settles or stop comes. The
+/// first attempt's outcome is `started`'s, when the worker started it.
+async fn send<S: Deliver>(
+    ctx: &Ctx<S>,
+    items: &[Outgoing],
+    mut first: Option<Outcome>,
+    mut stop: Shutdown,
+) -> Settled {
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match ctx.sink.send(items).await {
+        let result = match first.take() {
+            Some(outcome) => outcome.await,
+            None => ctx.sink.send(items).await,
+        };
+        match result {
             Ok(()) => return Settled::Delivered,
             Err(SendError::Reject { reason, status }) => {
                 ctx.stats.failures.fetch_add(1, Ordering::Relaxed);

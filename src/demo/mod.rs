@@ -258,11 +258,7 @@ async fn decide(
                 let Some((_, demo_sink)) = sinks.iter().find(|(n, _)| n == sink) else {
                     continue;
                 };
-                let out = Outgoing {
-                    event: Arc::clone(&event),
-                    route: route.clone(),
-                    key: key.clone(),
-                };
+                let out = Outgoing::new(Arc::clone(&event), Arc::clone(route));
                 let got = demo_sink.deliver(&out, receiver).await;
                 deliveries.push((sink.clone(), demo_sink.kind(), got));
             }

@@ -82,7 +82,8 @@ struct Segment {
     bytes: u64,
     /// Time of its newest record (µs since the epoch), for `max_age`.
     newest: u64,
-    path: PathBuf,
+    /// Shared: the reader copies its segment for every record it reads.
+    path: std::sync::Arc<Path>,
 }
 
 impl Segment {
@@ -304,7 +305,7 @@ fn list(dir: &Path) -> io::Result<Vec<Segment>> {
             base,
             bytes: meta.len(),
             newest,
-            path,
+            path: path.into(),
         });
     }
     out.sort_by_key(|s| s.base);

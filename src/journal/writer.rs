@@ -183,7 +183,7 @@ fn new_segment(shared: &Shared, st: &mut State) -> io::Result<File> {
         base: st.end,
         bytes: 0,
         newest: record::micros(SystemTime::now()),
-        path,
+        path: path.into(),
     });
     Ok(file)
 }

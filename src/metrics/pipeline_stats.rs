@@ -76,7 +76,11 @@ impl PipelineStats {
                 }
                 let mut routes = lock(&self.routes);
                 for m in &routing.matches {
-                    let counts = routes.entry(m.route.clone()).or_default();
+                    // A String per route, not per event.
+                    let counts = match routes.get_mut(&m.route) {
+                        Some(c) => c,
+                        None => routes.entry(m.route.clone()).or_default(),
+                    };
                     if m.deduplicated.is_some() {
                         counts.deduplicated += 1;
                     } else {

@@ -55,7 +55,7 @@ pub fn compile(
             RecentKeys::new(d.ttl, d.max_entries)
         });
         compiled.push(Route {
-            name: r.name.value,
+            name: std::sync::Arc::from(r.name.value),
             where_: r.matcher.where_.map(|w| w.value),
             to: r.to.into_iter().map(|s| s.value).collect(),
             continue_: r.continue_,

@@ -8,6 +8,7 @@
 //! data is parsed only when one of them needs it. The first matching route
 //! wins unless it says `continue: true`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use regex::bytes::RegexSet;
@@ -25,7 +26,8 @@ static FIND_JOB: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 /// One compiled route.
 #[derive(Debug)]
 pub(crate) struct Route {
-    pub name: String,
+    /// Shared with every event it sends (`Routing::sink_routes`).
+    pub name: Arc<str>,
     pub where_: Option<Predicate>,
     pub to: Vec<String>,
     pub continue_: bool,
@@ -73,8 +75,9 @@ pub struct Routing {
     pub matches: Vec<RouteMatch>,
     /// The sinks the event goes to, each once, in route order.
     pub sinks: Vec<String>,
-    /// For each of `sinks`, the route that sent the event there.
-    pub sink_routes: Vec<String>,
+    /// For each of `sinks`, the route that sent the event there (the
+    /// table's own name, shared: no copy per event).
+    pub sink_routes: Vec<Arc<str>>,
     /// True when no route matched and `unmatched` decided.
     pub unmatched: bool,
 }
@@ -133,7 +136,7 @@ impl RouteTable {
 
     /// The routes' names, in order.
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().map(|r| r.name.as_str())
+        self.routes.iter().map(|r| &*r.name)
     }
 
     /// Decides where `ev` goes. With `explain`, records which pattern and
@@ -194,12 +197,12 @@ impl RouteTable {
                 for s in &route.to {
                     if !out.sinks.contains(s) {
                         out.sinks.push(s.clone());
-                        out.sink_routes.push(route.name.clone());
+                        out.sink_routes.push(Arc::clone(&route.name));
                     }
                 }
             }
             out.matches.push(RouteMatch {
-                route: route.name.clone(),
+                route: route.name.to_string(),
                 tag: tag_why,
                 predicates: why,
                 deduplicated,
@@ -212,7 +215,7 @@ impl RouteTable {
         if out.matches.is_empty() {
             out.unmatched = true;
             out.sinks = self.unmatched.clone();
-            out.sink_routes = vec!["unmatched".to_owned(); out.sinks.len()];
+            out.sink_routes = vec![Arc::from("unmatched"); out.sinks.len()];
         } else if out.sinks.is_empty() && out.matches.iter().all(|m| m.deduplicated.is_some()) {
             out.dropped_by = out.matches.last().map(|m| format!("dedup:{}", m.route));
         }

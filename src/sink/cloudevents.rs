@@ -93,7 +93,7 @@ impl Attributes {
             .and_then(|s| salt_stamp_rfc3339(&s))
             .unwrap_or_else(|| rfc3339(ev.received_at()));
         Attributes {
-            id: out.key.clone(),
+            id: out.key().to_owned(),
             source,
             kind: event_type(ev.tag()),
             subject: ev.tag().to_owned(),

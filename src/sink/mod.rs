@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod webhook;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 pub use crate::outgoing::Outgoing;
@@ -21,10 +22,28 @@ pub use crate::outgoing::Outgoing;
 pub trait Deliver: Send + Sync + 'static {
     fn send(&self, batch: &[Outgoing]) -> impl Future<Output = Result<(), SendError>> + Send;
 
+    /// A send in two steps, for a sink whose sends overlap but whose order
+    /// counts (Kafka): the returned future hands `batch` over, and the one
+    /// it yields awaits the outcome. The delivery worker of an
+    /// [`in_order`](Sink::in_order) sink starts one batch after another
+    /// from one task and awaits the outcomes apart. By default the whole
+    /// send is the first step.
+    // Yielding a future is the point: the caller awaits it apart.
+    #[allow(clippy::async_yields_async)]
+    fn start(&self, batch: &[Outgoing]) -> impl Future<Output = Outcome> + Send {
+        async move {
+            let result = self.send(batch).await;
+            Box::pin(std::future::ready(result)) as Outcome
+        }
+    }
+
     /// The worker is done: hand over what the sink still buffers, waiting
     /// up to `timeout`. Blocking; the worker calls it off the runtime.
     fn close(&self, _timeout: Duration) {}
 }
+
+/// A started send's outcome, to be awaited apart (see [`Deliver::start`]).
+pub type Outcome = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send>>;
 
 /// How a worker groups events into one send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +141,8 @@ pub fn parse_settings<T: serde::de::DeserializeOwned>(
 }
 
 /// A configured sink of any type.
+// One per configured sink, built once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Sink {
     Webhook(webhook::WebhookSink),
     #[cfg(feature = "kafka")]
@@ -186,14 +207,26 @@ impl Sink {
         }
     }
 
-    /// How many sends may run at once: a webhook's `concurrency`; one for
-    /// Kafka, whose batches keep per-key order.
+    /// How many sends may run at once: a webhook's `concurrency`; for
+    /// Kafka, `kafka::BATCHES_IN_FLIGHT` batches, started in order (see
+    /// [`in_order`](Self::in_order)).
     pub fn concurrency(&self) -> usize {
         match self {
             Sink::Webhook(w) => w.config().concurrency,
             #[cfg(feature = "kafka")]
-            Sink::Kafka(_) => 1,
+            Sink::Kafka(_) => kafka::BATCHES_IN_FLIGHT,
             Sink::Blackhole(_) => 1,
+        }
+    }
+
+    /// Whether overlapping sends must hand their records over in spool
+    /// order ([`Deliver::start`]): Kafka, whose partitions keep the order
+    /// in which records are produced.
+    pub fn in_order(&self) -> bool {
+        match self {
+            Sink::Webhook(_) | Sink::Blackhole(_) => false,
+            #[cfg(feature = "kafka")]
+            Sink::Kafka(_) => true,
         }
     }
 
@@ -228,6 +261,17 @@ impl Deliver for Sink {
             #[cfg(feature = "kafka")]
             Sink::Kafka(k) => k.send(batch).await,
             Sink::Blackhole(b) => b.send(batch).await,
+        }
+    }
+
+    async fn start(&self, batch: &[Outgoing]) -> Outcome {
+        match self {
+            #[cfg(feature = "kafka")]
+            Sink::Kafka(k) => k.start(batch).await,
+            _ => {
+                let result = self.send(batch).await;
+                Box::pin(std::future::ready(result))
+            }
         }
     }
 

@@ -163,7 +163,7 @@ pub fn decode(payload: &[u8], sources: &mut SourceNames) -> Option<Outgoing> {
         return None;
     }
     let micros = u64::from_le_bytes(c.take(8)?.try_into().ok()?);
-    let route = std::str::from_utf8(c.short()?).ok()?.to_owned();
+    let route = sources.get(std::str::from_utf8(c.short()?).ok()?);
     let source = sources.get(std::str::from_utf8(c.short()?).ok()?);
     let tag = std::str::from_utf8(c.long()?).ok()?.to_owned();
     let data = std::str::from_utf8(c.long()?).ok()?.to_owned();
@@ -201,7 +201,8 @@ pub fn decode(payload: &[u8], sources: &mut SourceNames) -> Option<Outgoing> {
     Some(Outgoing::new(ev, route))
 }
 
-/// Shares one `Arc<str>` per source name among decoded events.
+/// Shares one `Arc<str>` per source or route name among decoded events
+/// (the first 64 names seen; others get their own).
 #[derive(Default)]
 pub struct SourceNames(Vec<Arc<str>>);
 
@@ -272,8 +273,8 @@ mod tests {
         };
         assert_eq!(n, buf.len());
         let back = decode(&p, &mut SourceNames::default()).unwrap();
-        assert_eq!(back.key, o.key);
-        assert_eq!(back.route, "route-a");
+        assert_eq!(back.key(), o.key());
+        assert_eq!(&*back.route, "route-a");
         assert_eq!(back.event.source(), "ipc:/x");
         assert_eq!(back.event.received_at(), o.event.received_at());
         assert_eq!(back.event.raw().unwrap().msgpack_data(), b"\x81\xa1a\x01");
@@ -308,7 +309,7 @@ mod tests {
         assert_eq!(check_at(&rec), Some(rec.len()));
         let old = decode(&v1, &mut SourceNames::default()).unwrap();
         assert_eq!(old.event.provenance(), &Provenance::default());
-        assert_eq!(old.key, o.key);
+        assert_eq!(old.key(), o.key());
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn recover_one(first: u64, path: PathBuf, next_first: Option<u64>) -> io::Result
         first,
         records,
         bytes: size,
-        path,
+        path: path.into(),
     };
     Ok((seg, lost))
 }

@@ -15,7 +15,8 @@ pub struct Segment {
     pub records: u64,
     /// Bytes in it.
     pub bytes: u64,
-    pub path: PathBuf,
+    /// Shared: the reader copies its segment for every record it reads.
+    pub path: std::sync::Arc<Path>,
 }
 
 impl Segment {

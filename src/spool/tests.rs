@@ -84,7 +84,7 @@ async fn events_come_out_in_order_across_segments_and_settled_segments_go() {
 #[tokio::test]
 async fn a_restart_resends_what_was_not_settled_with_the_same_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let keys: Vec<String> = (0..10).map(|i| ev(i).key).collect();
+    let keys: Vec<String> = (0..10).map(|i| ev(i).key().to_owned()).collect();
     {
         let (mut w, mut r) = open(
             dir.path(),
@@ -109,7 +109,7 @@ async fn a_restart_resends_what_was_not_settled_with_the_same_keys() {
     )
     .unwrap();
     let b = next(&mut r, 100).await;
-    let got: Vec<&str> = b.items.iter().map(|o| o.key.as_str()).collect();
+    let got: Vec<&str> = b.items.iter().map(|o| o.key()).collect();
     assert_eq!(
         got,
         keys[4..].iter().map(|k| k.as_str()).collect::<Vec<_>>()
@@ -315,6 +315,6 @@ async fn replayed_dead_letters_come_in_through_the_inbox_with_their_keys() {
     assert_eq!(inbox::import(&mut w), 0, "imported once");
     let b = next(&mut r, 10).await;
     assert_eq!(b.items.len(), 2);
-    assert_eq!(b.items[0].key, o.key);
-    assert_eq!(b.items[0].route, "r9");
+    assert_eq!(b.items[0].key(), o.key());
+    assert_eq!(&*b.items[0].route, "r9");
 }

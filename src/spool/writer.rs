@@ -279,7 +279,7 @@ fn new_segment(shared: &Shared, st: &mut State) -> io::Result<File> {
         first: st.written,
         records: 0,
         bytes: 0,
-        path,
+        path: path.into(),
     });
     Ok(file)
 }

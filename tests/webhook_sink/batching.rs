@@ -17,13 +17,13 @@ async fn a_batch_is_one_json_array() {
     let got = rx.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    assert_eq!(r.header("x-saltbridge-key"), Some(batch[0].key.as_str()));
+    assert_eq!(r.header("x-saltbridge-key"), Some(batch[0].key()));
     assert_eq!(r.header("x-saltbridge-batch-size"), Some("3"));
     let body = r.json();
     let items = body.as_array().unwrap();
     assert_eq!(items.len(), 3);
     for (item, o) in items.iter().zip(&batch) {
-        assert_eq!(item["key"], o.key);
+        assert_eq!(item["key"], o.key());
         assert_eq!(item["tag"], o.event.tag());
         assert_eq!(&item["data"], o.event.data());
     }
@@ -42,8 +42,8 @@ async fn a_batch_with_a_body_template_is_an_array_of_renders() {
     assert_eq!(
         body,
         json!([
-            {"minion": "lab-minion", "rc": 3, "key": batch[0].key},
-            {"minion": "lab-minion", "rc": 0, "key": batch[1].key}
+            {"minion": "lab-minion", "rc": 3, "key": batch[0].key()},
+            {"minion": "lab-minion", "rc": 0, "key": batch[1].key()}
         ])
     );
     let s = sink(
@@ -62,6 +62,6 @@ async fn without_batching_each_event_is_its_own_request() {
     let batch = [cmd_exit3_ret(), test_ping_ret()];
     s.send(&batch).await.unwrap();
     let got = rx.wait_for(2, WAIT).await;
-    assert_eq!(got[0].json()["key"], batch[0].key);
-    assert_eq!(got[1].json()["key"], batch[1].key);
+    assert_eq!(got[0].json()["key"], batch[0].key());
+    assert_eq!(got[1].json()["key"], batch[1].key());
 }

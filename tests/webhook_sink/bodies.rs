@@ -12,7 +12,7 @@ async fn default_body_is_the_event_as_json() {
     assert_eq!(r.method, "POST");
     assert_eq!(r.path, "/hook");
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.header("x-saltbridge-key"), Some(o.key.as_str()));
+    assert_eq!(r.header("x-saltbridge-key"), Some(o.key()));
     assert_eq!(
         r.header("x-saltbridge-tag"),
         Some("salt/job/20261126135807141393/ret/lab-minion")
@@ -33,7 +33,7 @@ async fn default_body_is_the_event_as_json() {
     assert_eq!(body["tag"], o.event.tag());
     assert_eq!(&body["data"], o.event.data());
     assert_eq!(body["route"], "failed-jobs-to-chat");
-    assert_eq!(body["key"], o.key);
+    assert_eq!(body["key"], o.key());
     assert_eq!(body["source"], "capture:test");
     let received = body["received_at"].as_str().unwrap();
     humantime::parse_rfc3339(received).unwrap();
@@ -73,7 +73,7 @@ async fn url_method_headers_and_body_are_templates() {
         format!(
             "lab-minion state.sls rc=2 failed=bad_state comment=Failure! tag={} key={}",
             o.event.tag(),
-            o.key
+            o.key()
         )
     );
 }

@@ -27,7 +27,7 @@ fn traced_ret() -> Outgoing {
 /// The spec's required attributes and the types of the optional ones we set.
 fn assert_cloudevent(v: &Value, o: &Outgoing) {
     assert_eq!(v["specversion"], "1.0");
-    assert_eq!(v["id"], o.key.as_str());
+    assert_eq!(v["id"], o.key());
     assert_eq!(v["source"], o.event.source());
     assert_eq!(v["type"], "io.saltproject.job.ret");
     assert_eq!(v["subject"], o.event.tag());
@@ -95,7 +95,7 @@ async fn structured_mode_is_one_envelope_with_trace_extension_and_headers() {
     assert_cloudevent(&v, &o);
     assert_eq!(v["traceparent"], TP);
     if let Some(sdk) = python_sdk_parse(r) {
-        assert_eq!(sdk["attributes"]["id"], o.key.as_str());
+        assert_eq!(sdk["attributes"]["id"], o.key());
         assert_eq!(sdk["attributes"]["type"], "io.saltproject.job.ret");
         assert_eq!(sdk["data"], *o.event.data());
     }
@@ -113,7 +113,7 @@ async fn binary_mode_puts_attributes_in_ce_headers_and_the_data_in_the_body() {
     let r = &rx.wait_for(1, WAIT).await[0];
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("ce-specversion"), Some("1.0"));
-    assert_eq!(r.header("ce-id"), Some(o.key.as_str()));
+    assert_eq!(r.header("ce-id"), Some(o.key()));
     assert_eq!(r.header("ce-source"), Some("urn:salt:master:prod"));
     assert_eq!(r.header("ce-type"), Some("io.saltproject.job.ret"));
     assert_eq!(r.header("ce-subject"), Some(o.event.tag()));
@@ -142,7 +142,7 @@ async fn batches_are_a_cloudevents_batch() {
     );
     let v = r.json();
     assert_cloudevent(&v[0], &batch[0]);
-    assert_eq!(v[1]["id"], batch[1].key.as_str());
+    assert_eq!(v[1]["id"], batch[1].key());
     assert!(v[1].get("traceparent").is_none());
 }
 

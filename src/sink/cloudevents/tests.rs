@@ -58,7 +58,7 @@ fn attributes_of_a_return() {
         json!({"id": "web-01", "_stamp": "2026-11-26T13:58:07.857326"}),
     );
     let a = Attributes::of(&o, None);
-    assert_eq!(a.id, o.key);
+    assert_eq!(a.id, o.key());
     assert_eq!(a.source, "ipc:/var/run/salt/master/master_event_pub.ipc");
     assert_eq!(a.kind, "io.saltproject.job.ret");
     assert_eq!(a.subject, "salt/job/1/ret/web-01");

@@ -19,6 +19,8 @@ mod config;
 mod record;
 mod template;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -38,6 +40,7 @@ pub use record::{
     HEADER_ROUTE, HEADER_TAG,
 };
 
+use crate::event::Event;
 use crate::outgoing::Outgoing;
 use crate::sink::{SendError, SinkConfigError};
 
@@ -45,13 +48,19 @@ use crate::sink::{SendError, SinkConfigError};
 /// report before it gives up on a record (its timer runs about once a second).
 const REPORT_GRACE: Duration = Duration::from_secs(5);
 
-/// How often a full local queue is tried again while a batch is enqueued.
 /// Most records the delivery worker hands over in one batch: Kafka batches
 /// everything queued, up to this many records or [`BATCH_BYTES`].
 pub const BATCH_EVENTS: usize = 1_000;
 /// Most bytes of one batch.
 pub const BATCH_BYTES: usize = 16 << 20;
+/// Batches the delivery worker keeps in flight at once: enqueued in spool
+/// order by one task, their acknowledgements awaited apart. librdkafka's
+/// idempotent producer keeps each partition's order with up to 5 requests
+/// in flight per broker, whatever this is; this only keeps its queue fed
+/// while earlier batches wait for their acks.
+pub const BATCHES_IN_FLIGHT: usize = 8;
 
+/// How often a full local queue is tried again while a batch is enqueued.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(20);
 
 /// After this many sends in a row in which nothing was delivered and nothing
@@ -62,10 +71,17 @@ type Kafka = FutureProducer<SinkContext>;
 
 /// A `type: kafka` sink.
 pub struct KafkaSink {
-    name: String,
-    config: KafkaConfig,
     // Boxed, as the webhook's builder: keeps `Sink`'s variants of a size.
     records: Box<RecordBuilder>,
+    /// What a send's acknowledgements need after the send has handed its
+    /// records over: shared, so that they are awaited apart from it.
+    slot: Arc<ProducerSlot>,
+}
+
+/// The sink's producer, replaced when it cannot recover (see `after_send`).
+struct ProducerSlot {
+    name: String,
+    config: KafkaConfig,
     producer: RwLock<Arc<Kafka>>,
     /// Sends in a row that delivered nothing and had nothing refused.
     stalled: AtomicU32,
@@ -74,11 +90,15 @@ pub struct KafkaSink {
 impl std::fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaSink")
-            .field("name", &self.name)
-            .field("config", &self.config)
+            .field("name", &self.slot.name)
+            .field("config", &self.slot.config)
             .finish_non_exhaustive()
     }
 }
+
+/// A send whose records librdkafka has, in order: awaiting it gives one
+/// outcome per record, in the batch's order.
+pub type KafkaAcks = Pin<Box<dyn Future<Output = Vec<Result<(), SendError>>> + Send>>;
 
 impl KafkaSink {
     /// Builds the sink `name` from its settings. Errors name the field; an
@@ -92,11 +112,13 @@ impl KafkaSink {
         let records = Box::new(RecordBuilder::new(name, &config)?);
         let producer = build_producer(name, &config)?;
         Ok(KafkaSink {
-            name: name.to_string(),
-            config,
             records,
-            producer: RwLock::new(Arc::new(producer)),
-            stalled: AtomicU32::new(0),
+            slot: Arc::new(ProducerSlot {
+                name: name.to_string(),
+                config,
+                producer: RwLock::new(Arc::new(producer)),
+                stalled: AtomicU32::new(0),
+            }),
         })
     }
 
@@ -108,11 +130,11 @@ impl KafkaSink {
     }
 
     pub fn config(&self) -> &KafkaConfig {
-        &self.config
+        &self.slot.config
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.slot.name
     }
 
     /// Produces every record of `batch` and waits for the broker's acks.
@@ -124,54 +146,107 @@ impl KafkaSink {
     /// a [`SendError::Reject`]. [`KafkaSink::send_each`] gives the outcome per
     /// record. Returns within `timeout` plus at most 5 s.
     pub async fn send(&self, batch: &[Outgoing]) -> Result<(), SendError> {
-        let outcomes = self.send_each(batch).await;
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
-        let first = |retry: bool| {
-            outcomes.iter().find_map(|o| match o {
-                Err(e @ SendError::Retry { .. }) if retry => Some(e.to_string()),
-                Err(e @ SendError::Reject { .. }) if !retry => Some(e.to_string()),
-                _ => None,
-            })
-        };
-        let total = batch.len();
-        if let Some(reason) = first(true) {
-            return Err(SendError::Retry {
-                reason: format!("{failed} of {total} records not delivered; first: {reason}"),
-                status: None,
-                retry_after: None,
-            });
-        }
-        if let Some(reason) = first(false) {
-            return Err(SendError::Reject {
-                reason: format!("{failed} of {total} records refused; first: {reason}"),
-                status: None,
-            });
-        }
-        Ok(())
+        summarize(&self.send_each(batch).await)
+    }
+
+    /// [`send`](Self::send) in two steps: hands every record of `batch` to
+    /// librdkafka in order (waiting only while its local queue is full), and
+    /// returns the future of the outcome. The delivery worker calls this for
+    /// one batch after another from one task, so records reach librdkafka in
+    /// bus order, and awaits the outcomes apart: several batches are in
+    /// flight while the idempotent producer keeps each partition's order.
+    pub async fn start(&self, batch: &[Outgoing]) -> crate::sink::Outcome {
+        let acks = self.start_each(batch).await;
+        Box::pin(async move { summarize(&acks.await) })
     }
 
     /// Produces every record of `batch` in order and returns one outcome per
     /// record, in the same order.
     pub async fn send_each(&self, batch: &[Outgoing]) -> Vec<Result<(), SendError>> {
-        let producer = self.current_producer();
-        let deadline = Instant::now() + self.config.timeout;
-        let built: Vec<Result<Record, String>> =
-            batch.iter().map(|o| self.records.build(o)).collect();
+        self.start_each(batch).await.await
+    }
 
+    /// Hands every record of `batch` to librdkafka in order; the returned
+    /// future waits for their delivery reports (one outcome per record).
+    pub async fn start_each(&self, batch: &[Outgoing]) -> KafkaAcks {
+        let slot = Arc::clone(&self.slot);
+        let producer = slot.current_producer();
+        let deadline = Instant::now() + slot.config.timeout;
         // Enqueue in batch order; librdkafka keeps that order per partition.
         let mut pending: Vec<Result<DeliveryFuture, SendError>> = Vec::with_capacity(batch.len());
-        for rec in &built {
-            let queued = match rec {
-                Ok(rec) => enqueue(&producer, rec, deadline).await,
-                Err(reason) => Err(SendError::reject(reason.clone())),
+        for o in batch {
+            let queued = match self.records.build(o) {
+                Ok(rec) => enqueue(&producer, &rec, deadline).await,
+                Err(reason) => Err(SendError::reject(reason)),
             };
             pending.push(queued);
         }
+        // Only a failure names its event: the events are kept for that.
+        let events: Vec<Arc<Event>> = batch.iter().map(|o| Arc::clone(&o.event)).collect();
+        Box::pin(async move {
+            let reports = slot.reports(pending, deadline).await;
+            let outcomes: Vec<Result<(), SendError>> = reports
+                .into_iter()
+                .zip(&events)
+                .map(|(r, ev)| r.map_err(|e| slot.name_record(e, ev)))
+                .collect();
+            slot.after_send(producer, &outcomes);
+            outcomes
+        })
+    }
 
-        // librdkafka reports every record by `timeout` (message.timeout.ms),
-        // give or take its timer; the grace only guards against a lost report.
+    /// Waits up to `timeout` for every record still queued in librdkafka (for
+    /// shutdown). Blocking: call it from `spawn_blocking` or off the runtime.
+    pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
+        let producer = self.slot.current_producer();
+        producer.flush(Timeout::After(timeout)).map_err(|e| {
+            SendError::retry(format!(
+                "{} records still queued after {}: {e}",
+                producer.in_flight_count(),
+                humantime::format_duration(timeout)
+            ))
+        })
+    }
+}
+
+/// One send's outcome from its records' outcomes (see [`KafkaSink::send`]).
+fn summarize(outcomes: &[Result<(), SendError>]) -> Result<(), SendError> {
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    let first = |retry: bool| {
+        outcomes.iter().find_map(|o| match o {
+            Err(e @ SendError::Retry { .. }) if retry => Some(e.to_string()),
+            Err(e @ SendError::Reject { .. }) if !retry => Some(e.to_string()),
+            _ => None,
+        })
+    };
+    let total = outcomes.len();
+    if let Some(reason) = first(true) {
+        return Err(SendError::Retry {
+            reason: format!("{failed} of {total} records not delivered; first: {reason}"),
+            status: None,
+            retry_after: None,
+        });
+    }
+    if let Some(reason) = first(false) {
+        return Err(SendError::Reject {
+            reason: format!("{failed} of {total} records refused; first: {reason}"),
+            status: None,
+        });
+    }
+    Ok(())
+}
+
+impl ProducerSlot {
+    /// Every record's delivery report, in order. librdkafka reports every
+    /// record by `timeout` (message.timeout.ms), give or take its timer; the
+    /// grace only guards against a lost report.
+    async fn reports(
+        &self,
+        pending: Vec<Result<DeliveryFuture, SendError>>,
+        deadline: Instant,
+    ) -> Vec<Result<(), SendError>> {
         let report_deadline = tokio::time::Instant::from_std(deadline + REPORT_GRACE);
-        let reports = join_all(pending.into_iter().map(|p| async move {
+        join_all(pending.into_iter().map(|p| async move {
             match p {
                 Ok(fut) => match tokio::time::timeout_at(report_deadline, fut).await {
                     Ok(Ok(Ok(_delivery))) => Ok(()),
@@ -185,28 +260,7 @@ impl KafkaSink {
                 Err(e) => Err(e),
             }
         }))
-        .await;
-
-        let outcomes: Vec<Result<(), SendError>> = reports
-            .into_iter()
-            .zip(batch)
-            .map(|(r, out)| r.map_err(|e| self.name_record(e, out)))
-            .collect();
-        self.after_send(producer, &outcomes);
-        outcomes
-    }
-
-    /// Waits up to `timeout` for every record still queued in librdkafka (for
-    /// shutdown). Blocking: call it from `spawn_blocking` or off the runtime.
-    pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
-        let producer = self.current_producer();
-        producer.flush(Timeout::After(timeout)).map_err(|e| {
-            SendError::retry(format!(
-                "{} records still queued after {}: {e}",
-                producer.in_flight_count(),
-                humantime::format_duration(timeout)
-            ))
-        })
+        .await
     }
 
     fn current_producer(&self) -> Arc<Kafka> {
@@ -235,6 +289,9 @@ impl KafkaSink {
             format!("fatal producer error {code:?}: {reason}")
         } else if !stalled {
             self.stalled.store(0, Ordering::Relaxed);
+            return;
+        } else if !Arc::ptr_eq(&self.current_producer(), &used) {
+            // A batch in flight on a producer already replaced: not this one's stall.
             return;
         } else if self.stalled.fetch_add(1, Ordering::Relaxed) + 1 >= REBUILD_AFTER_STALLED_SENDS {
             format!("{REBUILD_AFTER_STALLED_SENDS} sends in a row delivered nothing")
@@ -270,12 +327,12 @@ impl KafkaSink {
     }
 
     /// Prefixes a record's failure with the sink, the event's key and its tag.
-    fn name_record(&self, e: SendError, out: &Outgoing) -> SendError {
+    fn name_record(&self, e: SendError, ev: &Event) -> SendError {
         let prefix = format!(
             "sink {}: event {} ({})",
             self.name,
-            out.key,
-            out.event.tag()
+            ev.idempotency_key(),
+            ev.tag()
         );
         match e {
             SendError::Retry {

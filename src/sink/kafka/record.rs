@@ -124,9 +124,9 @@ impl RecordBuilder {
         let ev = &out.event;
         let mut headers = Vec::with_capacity(4 + self.headers.len());
         headers.push((HEADER_TAG.to_string(), bounded(ev.tag())));
-        headers.push((HEADER_KEY.to_string(), out.key.clone()));
+        headers.push((HEADER_KEY.to_string(), out.key().to_owned()));
         headers.push((HEADER_MASTER.to_string(), bounded(out.master())));
-        headers.push((HEADER_ROUTE.to_string(), out.route.clone()));
+        headers.push((HEADER_ROUTE.to_string(), out.route.to_string()));
         for (name, t) in &self.headers {
             let v = render(t, &format!("header {name}"), &mut ctx)?;
             headers.push((name.clone(), bounded(&v)));
@@ -243,7 +243,7 @@ pub fn json_payload(out: &Outgoing) -> Vec<u8> {
     buf.extend_from_slice(b",\"data\":");
     buf.extend_from_slice(data.as_bytes());
     buf.extend_from_slice(b",\"key\":");
-    write_str(&mut buf, &out.key);
+    write_str(&mut buf, out.key());
     buf.extend_from_slice(b",\"route\":");
     write_str(&mut buf, &out.route);
     buf.extend_from_slice(b",\"received_at\":");
@@ -374,7 +374,7 @@ mod tests {
                 "x-team"
             ]
         );
-        assert_eq!(r.headers[1].1, o.key);
+        assert_eq!(r.headers[1].1, o.key());
         assert_eq!(r.headers[2].1, "ipc:/var/run/salt/master");
         assert_eq!(r.headers[4].1, "test.ping");
     }
@@ -436,7 +436,7 @@ mod tests {
         let p = String::from_utf8(json_payload(&o)).unwrap();
         let expect = format!(
             r#"{{"tag":"salt/job/1/ret/m","data":{{"b":1.50,"a":"\u00e9"}},"key":"{}","route":"rt","received_at":"1970-01-01T00:00:00.000000Z","source":"capture:x"}}"#,
-            o.key
+            o.key()
         );
         assert_eq!(p, expect);
         let _: Value = serde_json::from_str(&p).unwrap();

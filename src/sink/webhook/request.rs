@@ -268,7 +268,8 @@ impl RequestBuilder {
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 return Err(SendError::reject(format!(
                     "template `body` must render JSON when batching; event {} ({}) gave: {e}",
-                    i, o.key
+                    i,
+                    o.key()
                 )));
             }
             if i > 0 {
@@ -293,7 +294,7 @@ impl RequestBuilder {
         if let Some(first) = batch.first() {
             h.insert(
                 HeaderName::from_static(KEY_HEADER),
-                lossy_header_value(&first.key, max),
+                lossy_header_value(first.key(), max),
             );
             h.insert(
                 HeaderName::from_static(TAG_HEADER),

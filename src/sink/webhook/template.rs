@@ -196,7 +196,7 @@ pub fn write_default_event(out: &mut Vec<u8>, o: &Outgoing) {
     out.extend_from_slice(b",\"route\":");
     write_str(out, &o.route);
     out.extend_from_slice(b",\"key\":");
-    write_str(out, &o.key);
+    write_str(out, o.key());
     out.extend_from_slice(b",\"received_at\":");
     write_str(out, &received);
     out.extend_from_slice(b",\"source\":");

@@ -98,7 +98,7 @@ impl Message {
                 "saltbridge · {} · route {} · key {}",
                 o.event.tag(),
                 o.route,
-                o.key
+                o.key()
             ),
         }
     }

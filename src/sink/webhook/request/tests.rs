@@ -35,7 +35,7 @@ fn default_request_posts_the_event_as_json() {
     assert_eq!(r.method, Method::POST);
     assert_eq!(r.url.as_str(), "https://hooks.example/in");
     assert_eq!(r.headers[CONTENT_TYPE], "application/json");
-    assert_eq!(r.headers[KEY_HEADER], o.key.as_str());
+    assert_eq!(r.headers[KEY_HEADER], o.key());
     assert_eq!(r.headers[TAG_HEADER], "salt/job/1/ret/web-01");
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["tag"], "salt/job/1/ret/web-01");
