@@ -55,6 +55,13 @@ pub trait Consumer {
     fn follows_clock(&self) -> bool {
         true
     }
+
+    /// Most events one step takes, [`BATCH`] unless the consumer must see
+    /// each event's outcomes apart (the demo shows every event read with
+    /// what it set off, so it takes one at a time).
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
 }
 
 /// How [`drive`] ended.
@@ -124,8 +131,9 @@ pub async fn drive(
 /// `malloc_consolidate` and the vector's growth at 15% of a capture run.
 const BATCH: usize = 64;
 
-/// Pushes `first` and whatever else is waiting (up to [`BATCH`]) into the
-/// pipeline; their outcomes, in order.
+/// Pushes `first` and whatever else is waiting (up to the consumer's
+/// [`batch_size`](Consumer::batch_size)) into the pipeline; their
+/// outcomes, in order.
 fn take_batch(
     first: Event,
     events: &mut EventReceiver,
@@ -137,7 +145,7 @@ fn take_batch(
     let mut out = Vec::with_capacity(2 * BATCH);
     consumer.reading(&first);
     pipeline.push_into(first, now, &mut out);
-    for _ in 1..BATCH {
+    for _ in 1..consumer.batch_size() {
         let Ok(ev) = events.try_recv() else { break };
         consumer.reading(&ev);
         pipeline.push_into(ev, now, &mut out);

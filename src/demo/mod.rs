@@ -182,6 +182,10 @@ impl<F: FnMut(Shown) -> std::io::Result<()>> Consumer for Replayer<'_, F> {
         false
     }
 
+    fn batch_size(&self) -> usize {
+        1
+    }
+
     async fn outcomes(&mut self, mut outcomes: Vec<Outcome>) -> anyhow::Result<()> {
         let Some((tag, data)) = self.read.take() else {
             return self.released(outcomes).await;
