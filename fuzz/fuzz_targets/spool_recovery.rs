@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let first_three = seen
         .iter()
-        .filter(|o| o.event.tag() == "t" && o.route == "r")
+        .filter(|o| o.event.tag() == "t" && &*o.route == "r")
         .count();
     let lost = stats.corrupt_records.load(Ordering::Relaxed);
     assert!(
