@@ -280,3 +280,17 @@ fn saltapi_settings_reach_the_source_and_secrets_stay_hidden() {
         ("http://other:8000", true)
     );
 }
+
+/// Found by the `routes` fuzz target: a `${VAR}` in a key put its value in
+/// the error's field path, which was not redacted.
+#[test]
+fn a_substituted_key_is_not_shown_in_the_error_field() {
+    let env = |_: &str| Some("zq7-secret-f3a".to_owned());
+    let text = "${vgul}e - oolglue} - {U: 1\n";
+    let err = load_str(Path::new("routes.yaml"), text, env)
+        .err()
+        .expect("an unknown top-level key is an error");
+    let shown = err.to_string();
+    assert!(!shown.contains("zq7-secret-f3a"), "{shown}");
+    assert!(shown.contains("${vgul}"), "{shown}");
+}

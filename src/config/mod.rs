@@ -88,6 +88,7 @@ fn redact(r: &Redactor, errors: ConfigErrors) -> ConfigErrors {
                 } else {
                     e.column
                 },
+                field: r.redact(&e.field),
                 message: r.redact(&e.message),
                 hint: e.hint.map(|h| r.redact(&h)),
                 snippet: e.snippet.map(|s| r.redact(&s)),
