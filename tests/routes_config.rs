@@ -288,8 +288,7 @@ fn a_substituted_key_is_not_shown_in_the_error_field() {
     let env = |_: &str| Some("zq7-secret-f3a".to_owned());
     let text = "${vgul}e - oolglue} - {U: 1\n";
     let err = load_str(Path::new("routes.yaml"), text, env)
-        .err()
-        .expect("an unknown top-level key is an error");
+        .expect_err("an unknown top-level key is an error");
     let shown = err.to_string();
     assert!(!shown.contains("zq7-secret-f3a"), "{shown}");
     assert!(shown.contains("${vgul}"), "{shown}");
