@@ -192,7 +192,7 @@ routes:
     broker.stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
     broker.restart();
-    broker.create_topic("load", 1).await;
+    broker.ensure_topic("load", 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     feed.pause();
     let written = feed.written();

@@ -44,6 +44,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -242,6 +243,18 @@ impl Tansu {
     /// Creates `name` with `partitions` partitions and waits until the broker
     /// reports them (tansu's auto-created topics may have another count).
     pub async fn create_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_inner(name, partitions, false).await
+    }
+
+    /// Creates `name` unless a producer's request created it first (after a
+    /// `restart()` the daemon's producer races the test: tansu auto-creates
+    /// a topic on a metadata request, with 4 partitions), then waits until
+    /// the broker reports it with any partition count.
+    pub async fn ensure_topic(&self, name: &str, partitions: i32) {
+        self.create_topic_inner(name, partitions, true).await
+    }
+
+    async fn create_topic_inner(&self, name: &str, partitions: i32, may_exist: bool) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .create()
@@ -253,8 +266,10 @@ impl Tansu {
             .await
             .expect("CreateTopics");
         for r in res {
-            if let Err((t, code)) = r {
-                panic!("creating topic {t}: {code:?}");
+            match r {
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if may_exist => {}
+                Err((t, code)) => panic!("creating topic {t}: {code:?}"),
+                Ok(_) => {}
             }
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -268,7 +283,7 @@ impl Tansu {
                 .iter()
                 .find(|t| t.name() == name)
                 .map_or(0, |t| t.partitions().len());
-            if n == partitions as usize {
+            if n == partitions as usize || (may_exist && n > 0) {
                 return;
             }
             assert!(
