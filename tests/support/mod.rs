@@ -8,9 +8,11 @@
 //! - `salt_sandbox`: real Salt masters and minions; `tansu`: a real Kafka
 //!   broker; `bus_feed`: a fake master event bus.
 //! - `fixtures`: the captured Salt streams and their expected events.
+//! - `certs`: a CA and PEM text made inside a test, for TLS servers.
 #![allow(dead_code)]
 
 pub mod bus_feed;
+pub mod certs;
 pub mod daemon;
 pub mod fixtures;
 pub mod ports;
