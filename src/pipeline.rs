@@ -78,6 +78,9 @@ impl Pipeline {
     /// [`push`](Self::push), its outcomes appended to `out` (a batch of
     /// events shares one vector).
     pub fn push_into(&mut self, ev: Event, now: Instant, out: &mut Vec<Outcome>) {
+        // Here and not only in `tick`: the tracker's `push` summarises the
+        // jobs whose deadline passed, so the cache must be asked first. It
+        // costs one look at the earliest deadline.
         self.check_silent(now, out);
         let verdicts = self.twins.push(ev, now);
         self.route_all(verdicts, now, out);
