@@ -291,16 +291,17 @@ fn relayed_announcement(jid: &str, minions: &[&str]) -> Event {
 
 #[test]
 fn a_syndics_announcement_replaces_the_syndic_by_its_minions() {
+    // Bare-jid announcements carry a real jid.
+    const J1: &str = "20261202010216447276";
+    const J2: &str = "20261202010216447277";
     let t0 = Instant::now();
     // A master of masters lists the syndic's id; its minion returns before
     // the relayed announcement (held by the twin filter) names it.
     let mut t = tracker();
-    assert!(t
-        .push(&new("1", "test.ping", &["syn", "m0"]), t0)
-        .is_empty());
-    assert!(t.push(&ret("1", "syn-minion-1", 0), t0).is_empty());
-    assert!(t.push(&ret("1", "m0", 0), t0).is_empty());
-    let out = t.push(&relayed_announcement("1", &["syn-minion-1"]), t0 + S(2));
+    assert!(t.push(&new(J1, "test.ping", &["syn", "m0"]), t0).is_empty());
+    assert!(t.push(&ret(J1, "syn-minion-1", 0), t0).is_empty());
+    assert!(t.push(&ret(J1, "m0", 0), t0).is_empty());
+    let out = t.push(&relayed_announcement(J1, &["syn-minion-1"]), t0 + S(2));
     assert_eq!(out.len(), 1);
     let s = out[0].data();
     assert_eq!(s["counts"]["targeted"], 2, "{s}");
@@ -310,11 +311,11 @@ fn a_syndics_announcement_replaces_the_syndic_by_its_minions() {
     // A job that matched none of the master of masters' own keys
     // (`minions: []`) waits for the syndics' minions.
     let mut t = tracker();
-    assert!(t.push(&new("2", "test.ping", &[]), t0).is_empty());
+    assert!(t.push(&new(J2, "test.ping", &[]), t0).is_empty());
     assert!(t
-        .push(&relayed_announcement("2", &["syn-minion-1"]), t0)
+        .push(&relayed_announcement(J2, &["syn-minion-1"]), t0)
         .is_empty());
-    let out = t.push(&ret("2", "syn-minion-1", 0), t0 + S(1));
+    let out = t.push(&ret(J2, "syn-minion-1", 0), t0 + S(1));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].data()["counts"]["returned"], 1);
 }
