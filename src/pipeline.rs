@@ -8,7 +8,9 @@
 //! are routed right after the event that completed them, like any event.
 //! A cluster peer's copy (a `cluster_peer` twin) is shown to the job tracker
 //! but not routed, and so is the summary of a job a peer published: each
-//! master's bridge routes what its master published.
+//! master's bridge routes what its master published. A syndic's relayed
+//! copy that goes on (`twins.syndic: keep_syndic`) is shown to the tracker
+//! under its original tag (`twins::original_of`): the same fact.
 //! With a [`Backfill`] (the daemon's), a gap marker is followed by the
 //! returns the job cache has from the gap (`backfill`), and a job about to
 //! be summarised with silent minions asks the cache about them first.
@@ -20,7 +22,7 @@ use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobTracker;
 use crate::route::{RouteTable, Routing};
-use crate::twins::{TwinFilter, TwinKind, TwinVerdict};
+use crate::twins::{original_of, TwinFilter, TwinKind, TwinVerdict};
 
 /// What became of one event.
 #[derive(Debug)]
@@ -142,7 +144,11 @@ impl Pipeline {
         for v in verdicts {
             match v {
                 TwinVerdict::Pass(event) => {
-                    let summaries = self.jobs.push(&event, now);
+                    // A syndic's copy tells the tracker its original's fact.
+                    let summaries = match original_of(&event) {
+                        Some(original) => self.jobs.push(&original, now),
+                        None => self.jobs.push(&event, now),
+                    };
                     let gap = gap_interval(&event);
                     let routing = self.table.route(&event, now, self.explain);
                     out.push(Outcome::Routed { event, routing });

@@ -45,6 +45,9 @@ pub(super) fn resolve(
         if cfg.cluster_peers.is_none() && !salt.cluster_peers.is_empty() {
             cfg.cluster_peers = Some(salt.cluster_peers.clone());
         }
+        if cfg.order_masters.is_none() {
+            cfg.order_masters = Some(salt.order_masters);
+        }
     }
     if cfg.id.as_deref().is_none_or(str::is_empty) {
         cfg.id = Some(format!("{}_master", hostname()));
@@ -70,7 +73,11 @@ mod tests {
     fn id_and_peers_come_from_the_file_then_the_master_config() {
         let d = tempfile::tempdir().unwrap();
         let master = d.path().join("master");
-        std::fs::write(&master, "id: m1\ncluster_peers: [m2, m3]\n").unwrap();
+        std::fs::write(
+            &master,
+            "id: m1\ncluster_peers: [m2, m3]\norder_masters: True\n",
+        )
+        .unwrap();
         let yaml = format!("masters:\n  master_config: {}\n", master.display());
         let c = load_str(Path::new("r.yaml"), &yaml, |_| None).unwrap();
         assert_eq!(c.masters.id.as_deref(), Some("m1"));
@@ -82,6 +89,7 @@ mod tests {
         let c = load_str(Path::new("r.yaml"), &yaml, |_| None).unwrap();
         assert_eq!(c.masters.id.as_deref(), Some("mine"));
         assert_eq!(c.masters.identity().peers.len(), 2);
+        assert!(c.masters.identity().order_masters);
         let c = load_str(Path::new("r.yaml"), "routes: []\n", |_| None).unwrap();
         assert!(c.masters.id.unwrap().ends_with("_master"));
         let e = load_str(

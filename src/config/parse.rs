@@ -63,6 +63,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "max_file_bytes",
     "complete_trimmed",
     "minion_events",
+    "order_masters",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<RoutesFile, Box<ConfigError>> {

@@ -232,7 +232,20 @@ impl Event {
             && tail
                 .strip_prefix("ret/")
                 .is_some_and(|id| !id.is_empty() && !id.contains('/'));
-        returned && !self.data.as_str().contains("\"_minion_event\"")
+        returned && !self.fired_by_minion()
+    }
+
+    /// Whether a minion fired this event itself: Salt's `_minion_event`
+    /// handler (`salt/daemons/masterapi.py`) publishes a minion's
+    /// `event.send`, its start and its beacons with the minion's whole load
+    /// as data, `cmd: "_minion_event"` included; the master's own events
+    /// (job announcements and returns among them) never carry it. The text
+    /// is scanned first, so only candidates are parsed. The one test for
+    /// this: the job tracker ignores job tags a minion fired, the twin
+    /// filter's `other_master` drops them, and a return's key needs it.
+    pub fn fired_by_minion(&self) -> bool {
+        self.data.as_str().contains("\"_minion_event\"")
+            && self.data().get("cmd").and_then(Value::as_str) == Some("_minion_event")
     }
 
     /// The data text the idempotency key hashes: without the trace context
@@ -305,6 +318,21 @@ mod tests {
             Arc::from("x"),
         );
         assert_ne!(a.idempotency_key(), other_tag.idempotency_key());
+    }
+
+    #[test]
+    fn fired_by_minion_is_the_top_level_cmd_only() {
+        let e = |d: Value| Event::synthetic("salt/job/1/ret/a", d, Arc::from("x"));
+        assert!(e(json!({"cmd": "_minion_event", "id": "a"})).fired_by_minion());
+        // A return whose value merely mentions it is a return, keyed by its tag.
+        let ret = |v: &str| e(json!({"cmd": "_return", "return": v, "_stamp": v}));
+        assert!(!ret("_minion_event").fired_by_minion());
+        assert_eq!(
+            ret("_minion_event").idempotency_key(),
+            ret("other").idempotency_key()
+        );
+        assert!(!e(json!({"data": {"cmd": "_minion_event"}})).fired_by_minion());
+        assert!(!e(json!(["cmd", "_minion_event"])).fired_by_minion());
     }
 
     #[test]

@@ -55,18 +55,28 @@ pub fn claim(data_json: &str) -> Option<PeerClaim> {
 /// decoder wrote, byte for byte the origin master's text. Borrowed when
 /// there is no such member.
 pub fn without_peer_id(data_json: &str) -> Cow<'_, str> {
-    if !data_json.contains(PEER_ID_KEY) {
+    without_members(data_json, &[PEER_ID_KEY])
+}
+
+/// `data_json` without its top-level members named in `keys`, the others
+/// byte for byte in their order. Borrowed when there is none of them (or
+/// the text is not an object). What a master adds to data it fires again
+/// (`__peer_id` of a cluster copy, `_stamp` of a syndic's relayed copy) is
+/// left out this way, so a copy and its original compare equal.
+pub fn without_members<'a>(data_json: &'a str, keys: &[&str]) -> Cow<'a, str> {
+    if !keys.iter().any(|k| data_json.contains(k)) {
         return Cow::Borrowed(data_json);
     }
     let Some(members) = members(data_json) else {
         return Cow::Borrowed(data_json);
     };
-    if !members.iter().any(|(k, _)| k == PEER_ID_KEY) {
+    let cut = |k: &String| keys.contains(&k.as_str());
+    if !members.iter().any(|(k, _)| cut(k)) {
         return Cow::Borrowed(data_json);
     }
     let mut out = Vec::with_capacity(data_json.len());
     out.push(b'{');
-    let kept = members.iter().filter(|(k, _)| k != PEER_ID_KEY);
+    let kept = members.iter().filter(|(k, _)| !cut(k));
     for (i, (k, v)) in kept.enumerate() {
         if i > 0 {
             out.push(b',');
@@ -136,6 +146,23 @@ mod tests {
         assert_eq!(claim(not_string).unwrap().id, None);
         assert_eq!(claim(r#"["__peer_id"]"#), None);
         assert_eq!(without_peer_id("\"__peer_id\""), "\"__peer_id\"");
+    }
+
+    #[test]
+    fn members_are_cut_by_name_and_the_rest_kept_in_order() {
+        let relayed = r#"{"id":"m","tag":"my/tag","data":{"_stamp":"in"},"cmd":"_minion_event","_stamp":"a"}"#;
+        let cut = without_members(relayed, &["_stamp", "traceparent"]);
+        assert_eq!(
+            cut,
+            r#"{"id":"m","tag":"my/tag","data":{"_stamp":"in"},"cmd":"_minion_event"}"#
+        );
+        let other = relayed.replace("\"a\"", "\"b\"");
+        assert_eq!(cut, without_members(&other, &["_stamp"]));
+        assert!(matches!(
+            without_members(r#"{"x":1}"#, &["_stamp"]),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(without_members("\"_stamp\"", &["_stamp"]), "\"_stamp\"");
     }
 
     #[test]

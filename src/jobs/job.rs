@@ -1,6 +1,6 @@
 //! One open job and what is known of each of its minions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,6 +46,9 @@ pub(super) struct Job {
     /// `_stamp` of the announcement.
     pub start: Option<String>,
     pub minions: BTreeMap<String, MinionState>,
+    /// Syndics that relayed the job to their minions (a master of masters
+    /// lists a syndic's id among the job's minions; it never returns).
+    pub syndics: BTreeSet<String>,
     /// A runner job's return.
     pub runner_ret: Option<ReturnDigest>,
     pub find_job_polls: u32,
@@ -88,6 +91,21 @@ impl Job {
                     ..MinionState::default()
                 };
                 self.minions.insert(id.to_owned(), m);
+            }
+        }
+    }
+
+    /// Syndic `id` relayed the job: it is no minion to wait for (Salt's
+    /// CLI does not report syndics as unresponsive either).
+    pub(super) fn relayed_by(&mut self, id: &str) {
+        if !self.syndics.insert(id.to_owned()) {
+            return;
+        }
+        if self.minions.get(id).is_some_and(|m| m.ret.is_none()) {
+            if let Some(m) = self.minions.remove(id) {
+                if !m.missing {
+                    self.pending -= 1;
+                }
             }
         }
     }

@@ -79,12 +79,6 @@ fn value_bytes(v: &Value) -> usize {
     serde_json::to_string(v).map_or(64, |s| 32 + s.len())
 }
 
-/// Whether a minion fired `ev` through `event.send` (Salt's `_minion_event`):
-/// such an event never opens or closes a job.
-pub(super) fn fired_by_minion(ev: &Event) -> bool {
-    ev.data().get("cmd").and_then(Value::as_str) == Some("_minion_event")
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -281,3 +281,41 @@ fn a_find_job_answer_adds_a_minion_only_when_it_runs_the_job() {
     assert_eq!(d["counts"]["targeted"], 2);
     assert_eq!(d["minions"].get("stranger"), None);
 }
+
+/// The bare-jid announcement syndic `syn` relayed to its master of masters.
+fn relayed_announcement(jid: &str, minions: &[&str]) -> Event {
+    let mut e = ev(jid, json!({"minions": minions, "_stamp": "x"}));
+    e.provenance_mut().syndic = Some(Arc::from("syn"));
+    e
+}
+
+#[test]
+fn a_syndics_announcement_replaces_the_syndic_by_its_minions() {
+    // Bare-jid announcements carry a real jid.
+    const J1: &str = "20261202010216447276";
+    const J2: &str = "20261202010216447277";
+    let t0 = Instant::now();
+    // A master of masters lists the syndic's id; its minion returns before
+    // the relayed announcement (held by the twin filter) names it.
+    let mut t = tracker();
+    assert!(t.push(&new(J1, "test.ping", &["syn", "m0"]), t0).is_empty());
+    assert!(t.push(&ret(J1, "syn-minion-1", 0), t0).is_empty());
+    assert!(t.push(&ret(J1, "m0", 0), t0).is_empty());
+    let out = t.push(&relayed_announcement(J1, &["syn-minion-1"]), t0 + S(2));
+    assert_eq!(out.len(), 1);
+    let s = out[0].data();
+    assert_eq!(s["counts"]["targeted"], 2, "{s}");
+    assert_eq!(s["counts"]["returned"], 2, "{s}");
+    assert_eq!(s["closed"], "returned");
+    assert!(s["minions"].get("syn").is_none(), "{s}");
+    // A job that matched none of the master of masters' own keys
+    // (`minions: []`) waits for the syndics' minions.
+    let mut t = tracker();
+    assert!(t.push(&new(J2, "test.ping", &[]), t0).is_empty());
+    assert!(t
+        .push(&relayed_announcement(J2, &["syn-minion-1"]), t0)
+        .is_empty());
+    let out = t.push(&ret(J2, "syn-minion-1", 0), t0 + S(1));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].data()["counts"]["returned"], 1);
+}

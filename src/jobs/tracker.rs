@@ -135,7 +135,7 @@ impl JobTracker {
             return;
         }
         let event = classify(ev);
-        if !matches!(event, JobEvent::Other) && limits::fired_by_minion(ev) {
+        if !matches!(event, JobEvent::Other) && ev.fired_by_minion() {
             // Only the master announces and ends jobs (see `limits`).
             self.minion_fired += 1;
             return;
@@ -389,8 +389,16 @@ impl JobTracker {
                 *field = data.get(key).cloned().unwrap_or(Value::Null);
             }
         }
+        // A syndic's relayed announcement (a master of masters): its
+        // minions are the job's, the syndic itself is not.
+        if let Some(syndic) = ev.provenance().syndic.as_deref() {
+            job.relayed_by(syndic);
+        }
         let mut refused = 0u64;
         for id in strings(data.get("minions")) {
+            if job.syndics.contains(id) {
+                continue;
+            }
             // The opening announcement paid for its minions; a later one pays for new ones.
             if !opened && !job.minions.contains_key(id) {
                 let cost = limits::minion_bytes(id, None);
@@ -417,8 +425,12 @@ impl JobTracker {
         let Some(job) = self.jobs.get_mut(jid.as_str()) else {
             return;
         };
-        if job.all_returned() {
-            // Nothing to wait for (no minion matched, or all are missing).
+        // Nothing to wait for (all are missing, or returned). No minion at
+        // all: a master of masters (`order_masters`) publishes a job that
+        // matches none of its own minions with `minions: []` (a plain
+        // master does not publish it): its syndics' minions may return.
+        let any = !job.minions.is_empty() || !job.syndics.is_empty();
+        if job.all_returned() && any {
             out.push(self.close(&jid, Closed::Returned));
         }
     }
@@ -478,6 +490,7 @@ impl JobTracker {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             minions: BTreeMap::new(),
+            syndics: Default::default(),
             runner_ret: None,
             find_job_polls: 0,
             pending: 0,

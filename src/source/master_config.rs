@@ -41,6 +41,7 @@ struct Keys {
     id: Option<serde_json::Value>,
     cluster_peers: Option<Vec<serde_json::Value>>,
     master_job_cache: Option<String>,
+    order_masters: Option<serde_json::Value>,
 }
 
 impl Keys {
@@ -53,6 +54,7 @@ impl Keys {
         self.id = other.id.or(self.id.take());
         self.cluster_peers = other.cluster_peers.or(self.cluster_peers.take());
         self.master_job_cache = other.master_job_cache.or(self.master_job_cache.take());
+        self.order_masters = other.order_masters.or(self.order_masters.take());
     }
 }
 
@@ -68,6 +70,8 @@ pub struct MasterSettings {
     pub cachedir: PathBuf,
     /// `master_job_cache` (default `local_cache`).
     pub master_job_cache: String,
+    /// `order_masters`: a master of masters, syndics below it.
+    pub order_masters: bool,
 }
 
 /// Reads what the master config at `path` says about the master.
@@ -91,7 +95,20 @@ pub fn master_settings(path: &Path) -> Result<MasterSettings, MasterConfigError>
         master_job_cache: keys
             .master_job_cache
             .unwrap_or_else(|| "local_cache".into()),
+        order_masters: keys.order_masters.as_ref().is_some_and(yaml_true),
     })
+}
+
+/// A YAML 1.1 true, as Salt's loader reads it (`True`, `yes`, `on`, ...).
+fn yaml_true(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::String(s) => {
+            matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "y")
+        }
+        serde_json::Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    }
 }
 
 /// `path` with `root` in front unless it is already under it (Salt's `prepend_root_dir`).
@@ -253,6 +270,7 @@ mod tests {
         assert_eq!(s.cluster_peers, ["127.0.0.2", "127.0.0.3"]);
         assert_eq!(s.cachedir, PathBuf::from("/lab/c"));
         assert_eq!(s.master_job_cache, "local_cache");
+        assert!(!s.order_masters);
         let f = write(d.path(), "master", "master_job_cache: redis\n");
         let s = master_settings(&f).unwrap();
         assert_eq!(s.id, None);

@@ -94,7 +94,8 @@ pub(super) const STATE_KEY_FIELDS: [&str; 7] = [
 
 /// Keys `SaltEvent.fire_event` itself adds to any data: `_stamp`, the
 /// OpenTelemetry carrier (3008) and `proxy_target` (sub-proxies).
-const FIRE_EVENT_KEYS: [&str; 4] = ["_stamp", "traceparent", "tracestate", "proxy_target"];
+pub(super) const FIRE_EVENT_KEYS: [&str; 4] =
+    ["_stamp", "traceparent", "tracestate", "proxy_target"];
 
 /// A key field longer than this (as JSON) is replaced by its hash, so a
 /// pathological state `name` cannot make keys large.
@@ -105,8 +106,12 @@ const MAX_KEY_FIELD: usize = 128;
 /// skips those that are off). Data is parsed only when the tag's shape
 /// requires it and the kind that needs it is on.
 pub(super) fn role(ev: &Event, enabled: impl Fn(TwinKind) -> bool) -> Role {
+    role_at(ev.tag(), ev, enabled)
+}
+
+/// [`role`] of `ev` as if it were tagged `tag` (a syndic's copy, by its original tag).
+pub(super) fn role_at(tag: &str, ev: &Event, enabled: impl Fn(TwinKind) -> bool) -> Role {
     use TwinKind::*;
-    let tag = ev.tag();
     match shape(tag) {
         Shape::Other => Role::Unrelated,
         Shape::JobNew { jid } => namespaced(&[BareJidNew, NewJob], jid),
@@ -156,6 +161,25 @@ pub(super) fn role(ev: &Event, enabled: impl Fn(TwinKind) -> bool) -> Role {
         | Shape::NewJob
         | Shape::MinionStart
         | Shape::StateTag => Role::Unrelated,
+    }
+}
+
+impl Role {
+    /// The role of an event relayed by syndic `syndic`: its key is the
+    /// syndic's, so it pairs only with events that syndic relayed.
+    pub(super) fn relayed_by(self, syndic: &str) -> Role {
+        let mark = |key: Box<str>| format!("{syndic}\u{1f}{key}").into_boxed_str();
+        match self {
+            Role::Unrelated => Role::Unrelated,
+            Role::Legacy { kind, key } => Role::Legacy {
+                kind,
+                key: mark(key),
+            },
+            Role::Namespaced { kinds, key } => Role::Namespaced {
+                kinds,
+                key: mark(key),
+            },
+        }
     }
 }
 

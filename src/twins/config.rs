@@ -1,6 +1,7 @@
 //! The twin filter's settings, read straight from a routes file's
 //! `twins:`: one switch per [`TwinKind`] (named as [`TwinKind::name`]),
-//! `window` and `max_entries`.
+//! `window` and `max_entries`. `syndic` also says which copy goes on:
+//! `keep_original` (what `true` means) or `keep_syndic`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::syndic::SyndicKeep;
 use super::TwinKind;
 
 /// How the twin filter behaves.
@@ -25,6 +27,8 @@ pub struct TwinConfig {
     /// Most bytes (tag, JSON data and raw body) of held events; beyond it the
     /// oldest held event is released. Default 64 MiB.
     pub max_held_bytes: usize,
+    /// Which copy of an event a syndic relayed goes on. Default: the original.
+    pub syndic: SyndicKeep,
 }
 
 impl Default for TwinConfig {
@@ -34,6 +38,7 @@ impl Default for TwinConfig {
             window: Duration::from_secs(2),
             max_entries: 100_000,
             max_held_bytes: 64 << 20,
+            syndic: SyndicKeep::default(),
         }
     }
 }
@@ -93,6 +98,17 @@ impl<'de> Deserialize<'de> for TwinConfig {
                 let mut c = TwinConfig::default();
                 while let Some(field) = map.next_key::<Field>()? {
                     match field {
+                        Field::Kind(TwinKind::Syndic) => {
+                            match map.next_value::<SyndicSetting>()?.0 {
+                                Some(keep) => {
+                                    c.enabled.insert(TwinKind::Syndic);
+                                    c.syndic = keep;
+                                }
+                                None => {
+                                    c.enabled.remove(&TwinKind::Syndic);
+                                }
+                            }
+                        }
                         Field::Kind(kind) => {
                             if map.next_value::<bool>()? {
                                 c.enabled.insert(kind);
@@ -111,5 +127,31 @@ impl<'de> Deserialize<'de> for TwinConfig {
             }
         }
         d.deserialize_struct("TwinConfig", &FIELDS, V)
+    }
+}
+
+/// `syndic:`: `true`/`keep_original`, `keep_syndic`, or `false` (`None`).
+struct SyndicSetting(Option<SyndicKeep>);
+
+impl<'de> Deserialize<'de> for SyndicSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SyndicSetting, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SyndicSetting;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("keep_original, keep_syndic, true or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SyndicSetting, E> {
+                Ok(SyndicSetting(v.then_some(SyndicKeep::Original)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SyndicSetting, E> {
+                match v {
+                    "keep_original" => Ok(SyndicSetting(Some(SyndicKeep::Original))),
+                    "keep_syndic" => Ok(SyndicSetting(Some(SyndicKeep::Syndic))),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }

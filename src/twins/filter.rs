@@ -1,6 +1,7 @@
 //! The twin filter's state: held legacy events and remembered namespaced
 //! keys, each indexed by (kind, key) and ordered by arrival, so expiry and
 //! eviction always take the oldest and pairing is one to one.
+//! (Over 500 lines: one state machine; its syndic step's own state is in `syndic`.)
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::classify::{self, Role};
 use super::origin::{MasterIdentity, Origin};
+use super::syndic::{self, SyndicPairs};
 use super::{TwinConfig, TwinKind, TwinVerdict};
 use crate::event::Provenance;
 use crate::Event;
@@ -68,6 +70,10 @@ pub struct TwinFilter {
     dropped: [u64; KINDS],
     released: [u64; KINDS],
     evicted: u64,
+    /// Relayed events and their copies (a master of masters).
+    syndic: SyndicPairs,
+    /// A `syndic/` copy was seen on a master not known as a master of masters.
+    warned_syndic: bool,
 }
 
 /// Longest window honoured, so that `Instant + window` cannot overflow.
@@ -79,12 +85,15 @@ impl TwinFilter {
         for k in &cfg.enabled {
             enabled[k.index()] = true;
         }
+        let window = cfg.window.min(MAX_WINDOW);
         TwinFilter {
+            syndic: SyndicPairs::new(cfg.syndic, window, cfg.max_entries, cfg.max_held_bytes),
+            warned_syndic: false,
             enabled,
             master: MasterIdentity::default(),
             local: Arc::default(),
             refused_peer_claims: 0,
-            window: cfg.window.min(MAX_WINDOW),
+            window,
             max_entries: cfg.max_entries,
             max_held_bytes: cfg.max_held_bytes,
             clock: None,
@@ -151,7 +160,7 @@ impl TwinFilter {
         }
         if self.enabled[TwinKind::OtherMaster.index()]
             && self.master.minion_events_elsewhere()
-            && fired_by_minion(&ev)
+            && ev.fired_by_minion()
         {
             self.dropped[TwinKind::OtherMaster.index()] += 1;
             let twin_of = ev.tag().to_owned();
@@ -162,8 +171,68 @@ impl TwinFilter {
             });
             return;
         }
+        self.relay(ev, now, out);
+    }
+
+    /// Pairs an event a syndic may have relayed with its copy (a master of
+    /// masters), then [`step`](Self::step).
+    fn relay(&mut self, ev: Event, now: Instant, out: &mut Vec<TwinVerdict>) {
+        let copy = syndic::relayed(ev.tag()).map(|(id, at)| (Arc::<str>::from(id), at));
+        if !self.enabled[TwinKind::Syndic.index()] {
+            return self.step(ev, now, out);
+        }
+        if !self.master.order_masters {
+            if copy.is_some() && !self.warned_syndic {
+                self.warned_syndic = true;
+                tracing::warn!(tag = ?ev.tag(), "a syndic's relayed event on a master not known as a master of masters: \
+                    set `order_masters: True` in its config or `masters.order_masters: true`, else each relayed event is delivered twice");
+            }
+            return self.step(ev, now, out);
+        }
+        let mut pairs = Vec::new();
+        match copy {
+            Some((id, at)) => self.syndic.copy(ev, id, at, now, &mut pairs),
+            None if syndic::may_be_relayed(&ev) => self.syndic.original(ev, now, &mut pairs),
+            None => return self.step(ev, now, out),
+        }
+        self.after_syndic(pairs, now, out);
+    }
+
+    fn after_syndic(&mut self, pairs: Vec<syndic::Out>, now: Instant, out: &mut Vec<TwinVerdict>) {
+        for p in pairs {
+            match p {
+                syndic::Out::Next(ev) => self.step(ev, now, out),
+                syndic::Out::Dropped { event, twin_of } => {
+                    self.dropped[TwinKind::Syndic.index()] += 1;
+                    out.push(TwinVerdict::Dropped {
+                        event,
+                        kind: TwinKind::Syndic,
+                        twin_of,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The legacy pairing. An event a syndic relayed pairs only with events
+    /// relayed by the same syndic, by its original tag: the syndic master's
+    /// legacy twins are relayed too, and its `salt/job/<jid>/new` is not
+    /// (blacklisted), so its bare-jid announcement must not pair with this
+    /// master's own `salt/job/<jid>/new`.
+    fn step(&mut self, ev: Event, now: Instant, out: &mut Vec<TwinVerdict>) {
         let enabled = self.enabled;
-        match classify::role(&ev, |k| enabled[k.index()]) {
+        let on = |k: TwinKind| enabled[k.index()];
+        let role = match ev.provenance().syndic.clone() {
+            Some(s) => {
+                let tag = match syndic::relayed(ev.tag()) {
+                    Some((id, at)) if id == &*s => &ev.tag()[at..],
+                    _ => ev.tag(),
+                };
+                classify::role_at(tag, &ev, on).relayed_by(&s)
+            }
+            None => classify::role(&ev, on),
+        };
+        match role {
             Role::Unrelated => out.push(TwinVerdict::Pass(ev)),
             Role::Legacy { kind, key } => {
                 self.legacy(ev, kind, key, now, out);
@@ -188,13 +257,22 @@ impl TwinFilter {
 
     /// When the next tick is due (earliest hold expiry), if anything is held.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.held.first_key_value().map(|(_, h)| h.deadline)
+        let legacy = self.held.first_key_value().map(|(_, h)| h.deadline);
+        match (legacy, self.syndic.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// End of input: releases everything still held (their twin never came),
     /// in arrival order, and forgets every remembered key.
     pub fn flush(&mut self) -> Vec<TwinVerdict> {
         let mut out = Vec::with_capacity(self.held.len());
+        let mut pairs = Vec::new();
+        self.syndic.flush(&mut pairs);
+        if let Some(now) = self.clock {
+            self.after_syndic(pairs, now, &mut out);
+        }
         while let Some((&seq, _)) = self.held.first_key_value() {
             self.release(seq, &mut out);
         }
@@ -211,18 +289,22 @@ impl TwinFilter {
     /// Legacy events of `kind` passed on without their twin (window expired,
     /// evicted at the cap, or flushed).
     pub fn released(&self, kind: TwinKind) -> u64 {
-        self.released[kind.index()]
+        match kind {
+            TwinKind::Syndic => self.syndic.released,
+            _ => self.released[kind.index()],
+        }
     }
 
     /// Entries pushed out early by `max_entries` or `max_held_bytes`; non-zero
     /// means the caps are too small for the event rate.
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        self.evicted + self.syndic.evicted
     }
 
-    /// Legacy events held now.
+    /// Events held now: legacy events waiting for their twin, and on a
+    /// master of masters events waiting for a syndic's copy.
     pub fn held(&self) -> usize {
-        self.held.len()
+        self.held.len() + self.syndic.held()
     }
 
     /// Namespaced keys remembered now (until their window ends).
@@ -435,6 +517,11 @@ impl TwinFilter {
     }
 
     fn expire(&mut self, now: Instant, out: &mut Vec<TwinVerdict>) {
+        // First: an original released here may still pair with a
+        // namespaced key remembered below.
+        let mut pairs = Vec::new();
+        self.syndic.expire(now, &mut pairs);
+        self.after_syndic(pairs, now, out);
         while let Some((&seq, h)) = self.held.first_key_value() {
             if h.deadline > now {
                 break;
@@ -474,13 +561,4 @@ impl TwinFilter {
 /// What a held event costs, roughly: its text and the bus bytes it keeps.
 fn event_bytes(ev: &Event) -> usize {
     ev.tag().len() + ev.data_json().len() + ev.raw().map_or(0, |r| r.body.len())
-}
-
-/// An event a minion fired itself: Salt's `_minion_event` handler publishes
-/// the minion's whole load, `cmd: "_minion_event"` included
-/// (`salt/daemons/masterapi.py`). The text is looked at first, so only
-/// candidates are parsed.
-fn fired_by_minion(ev: &Event) -> bool {
-    ev.data_json().contains("\"_minion_event\"")
-        && ev.data().get("cmd").and_then(serde_json::Value::as_str) == Some("_minion_event")
 }

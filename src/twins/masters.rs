@@ -29,6 +29,10 @@ pub struct MastersConfig {
     /// the other bridges drop them as `other_master` twins. Default: none,
     /// every bridge routes them.
     pub minion_events: Option<String>,
+    /// A master of masters, to which syndics relay their masters' events
+    /// (Salt's `order_masters`); default: the master config's
+    /// `order_masters`, else false. Syndic twins are paired only on one.
+    pub order_masters: Option<bool>,
 }
 
 impl MastersConfig {
@@ -43,6 +47,7 @@ impl MastersConfig {
                 .map(|p| Arc::from(p.as_str()))
                 .collect(),
             minion_events: self.minion_events.as_deref().map(Arc::from),
+            order_masters: self.order_masters.unwrap_or(false),
         }
     }
 }

@@ -36,6 +36,11 @@
 //! claims of `__peer_id` are believed, and every event leaves the filter
 //! with its master set ([`crate::event::Provenance`]).
 //!
+//! A master of masters fires each event a syndic relays twice, under its
+//! tag and as `syndic/<syndic id>/<tag>`: one goes on, with the syndic's id
+//! (`syndic`), before the legacy pairing, which pairs relayed events only
+//! with events relayed by the same syndic.
+//!
 //! The filter is pure: the caller passes the time in, and calls
 //! [`TwinFilter::tick`] at [`TwinFilter::next_deadline`].
 
@@ -44,6 +49,7 @@ mod config;
 mod filter;
 mod masters;
 mod origin;
+mod syndic;
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +57,7 @@ pub use config::TwinConfig;
 pub use filter::TwinFilter;
 pub use masters::MastersConfig;
 pub use origin::MasterIdentity;
+pub use syndic::{original_of, SyndicKeep, SYNDIC_TAG_PREFIX};
 
 use crate::Event;
 
@@ -83,10 +90,16 @@ pub enum TwinKind {
     /// b]`) sends each to every master, and the designated master's bridge
     /// routes it. Inert unless `masters.minion_events` names another master.
     OtherMaster = 6,
+    /// On a master of masters (`order_masters`), the copy of an event a
+    /// syndic relayed that does not go on: `syndic/<id>/<tag>` with
+    /// `keep_original` (the default), the `<tag>` event with `keep_syndic`
+    /// (see `syndic`). Keyed by the original tag and the data without
+    /// `_stamp`. Inert unless the master is a master of masters.
+    Syndic = 7,
 }
 
 impl TwinKind {
-    pub const ALL: [TwinKind; 7] = [
+    pub const ALL: [TwinKind; 8] = [
         TwinKind::BareJidNew,
         TwinKind::NewJob,
         TwinKind::BareJidRet,
@@ -94,6 +107,7 @@ impl TwinKind {
         TwinKind::MinionStart,
         TwinKind::ClusterPeer,
         TwinKind::OtherMaster,
+        TwinKind::Syndic,
     ];
 
     /// The snake_case name, as in configuration files.
@@ -106,6 +120,7 @@ impl TwinKind {
             TwinKind::MinionStart => "minion_start",
             TwinKind::ClusterPeer => "cluster_peer",
             TwinKind::OtherMaster => "other_master",
+            TwinKind::Syndic => "syndic",
         }
     }
 

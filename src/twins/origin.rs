@@ -37,6 +37,8 @@ pub struct MasterIdentity {
     /// `masters.minion_events`: the one master whose bridge routes the
     /// events minions fire themselves (multi-master); `None`: every bridge.
     pub minion_events: Option<Arc<str>>,
+    /// A master of masters (`order_masters`): syndics relay events to it.
+    pub order_masters: bool,
 }
 
 /// The master an event came from.
@@ -102,11 +104,13 @@ mod tests {
             id: Some(Arc::from("m1")),
             peers: vec![Arc::from("m2")],
             minion_events: None,
+            order_masters: false,
         };
         let unknown = MasterIdentity {
             id: Some(Arc::from("m1")),
             peers: vec![],
             minion_events: None,
+            order_masters: false,
         };
         let cases = [
             (r#"{"x":1,"_stamp":"s"}"#, Origin::Local, Origin::Local),

@@ -1,4 +1,5 @@
 //! Unit tests of the twin filter, with data shaped as in the captures.
+//! (Over 500 lines: one test file per stage, one section per twin family.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -339,7 +340,7 @@ fn one_new_event_is_the_twin_of_both_bare_jid_and_new_job() {
     assert_eq!(said(&f.push(ev("new_job", new_job()), t0)), ["-new_job"]);
     let out = f.push(ev(J, json!({"minions": ["m1"]})), t0);
     assert_eq!(said(&out), [format!("-{J}")]);
-    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 0, 0]);
+    assert_eq!(counts(&f), [1, 1, 0, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -459,7 +460,10 @@ fn flush_releases_in_arrival_order() {
     let want: Vec<String> = tags.iter().map(|t| format!("+{t}")).collect();
     assert_eq!(said(&f.flush()), want);
     assert_eq!((f.held(), f.remembered(), f.next_deadline()), (0, 0, None));
-    assert_eq!(TwinKind::ALL.map(|k| f.released(k)), [1, 1, 1, 1, 1, 0, 0]);
+    assert_eq!(
+        TwinKind::ALL.map(|k| f.released(k)),
+        [1, 1, 1, 1, 1, 0, 0, 0]
+    );
     assert_eq!(counts(&f), [0; TwinKind::ALL.len()]);
 }
 
@@ -475,8 +479,11 @@ fn counts_per_kind() {
     let (_, legacy, _) = pairs().remove(4);
     f.push(legacy, t0 + 100 * WINDOW);
     f.flush();
-    assert_eq!(counts(&f), [1, 1, 1, 1, 1, 0, 0]);
-    assert_eq!(TwinKind::ALL.map(|k| f.released(k)), [0, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(counts(&f), [1, 1, 1, 1, 1, 0, 0, 0]);
+    assert_eq!(
+        TwinKind::ALL.map(|k| f.released(k)),
+        [0, 0, 0, 0, 1, 0, 0, 0]
+    );
 }
 
 #[test]
@@ -507,6 +514,7 @@ fn multi_master(id: &str, designated: Option<&str>) -> TwinFilter {
         id: Some(Arc::from(id)),
         peers: Vec::new(),
         minion_events: designated.map(Arc::from),
+        order_masters: false,
     })
 }
 
@@ -574,6 +582,7 @@ fn minion_fired_events_go_only_through_the_designated_masters_bridge() {
         id: Some(Arc::from("b")),
         peers: Vec::new(),
         minion_events: Some(Arc::from("a")),
+        order_masters: false,
     });
     assert_eq!(said(&off.push(sent(), t0)), ["+my/tag"]);
     // A return whose data merely mentions `_minion_event` is not minion-fired.
@@ -583,4 +592,292 @@ fn minion_fired_events_go_only_through_the_designated_masters_bridge() {
     );
     let mut f = multi_master("b", Some("a"));
     assert_eq!(said(&f.push(tricky, t0)), ["+salt/job/1/ret/m1"]);
+}
+
+/// A bridge on a master of masters (`order_masters`) keeping `keep`.
+fn mom(keep: SyndicKeep) -> TwinFilter {
+    let cfg = TwinConfig {
+        syndic: keep,
+        ..TwinConfig::default()
+    };
+    TwinFilter::new(cfg).with_master(MasterIdentity {
+        id: Some(Arc::from("mom")),
+        order_masters: true,
+        ..MasterIdentity::default()
+    })
+}
+
+/// `my/tag` as a minion behind syndic `syn` sent it, stamped `stamp` by the
+/// master of masters, under `tag` (the original or its `syndic/syn/` copy).
+fn relayed(tag: &str, stamp: &str) -> Event {
+    ev(
+        tag,
+        json!({"id": "syn-minion-1", "tag": "my/tag", "data": {"x": 1, "__pub_fun": "event.send"},
+               "cmd": "_minion_event", "ts": 1796173351, "_stamp": stamp}),
+    )
+}
+
+/// (`+`/`-`, tag, syndic id) of each verdict.
+fn said_syndic(vs: &[TwinVerdict]) -> Vec<(String, Option<String>)> {
+    said(vs)
+        .into_iter()
+        .zip(vs)
+        .map(|(s, v)| {
+            (
+                s,
+                v.event().provenance().syndic.as_deref().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn v(s: &str, syndic: Option<&str>) -> (String, Option<String>) {
+    (s.to_owned(), syndic.map(str::to_owned))
+}
+
+#[test]
+fn a_relayed_event_goes_on_once_under_its_tag_with_the_syndic_id() {
+    let t0 = Instant::now();
+    // 3006.29: the original first, its copy a millisecond later.
+    let mut f = mom(SyndicKeep::Original);
+    assert!(f.push(relayed("my/tag", "a"), t0).is_empty());
+    assert_eq!(f.held(), 1);
+    let out = f.push(relayed("syndic/syn/my/tag", "b"), t0 + MS);
+    assert_eq!(
+        said_syndic(&out),
+        [
+            v("-syndic/syn/my/tag", Some("syn")),
+            v("+my/tag", Some("syn"))
+        ]
+    );
+    assert_eq!((f.held(), f.dropped(TwinKind::Syndic)), (0, 1));
+    // 3008.4's source: the copy first.
+    let mut f = mom(SyndicKeep::Original);
+    assert!(f.push(relayed("syndic/syn/my/tag", "b"), t0).is_empty());
+    let out = f.push(relayed("my/tag", "a"), t0 + MS);
+    assert_eq!(
+        said_syndic(&out),
+        [
+            v("-syndic/syn/my/tag", Some("syn")),
+            v("+my/tag", Some("syn"))
+        ]
+    );
+    assert_eq!(f.next_deadline(), None);
+}
+
+#[test]
+fn keep_syndic_keeps_the_copy_and_drops_the_original() {
+    let t0 = Instant::now();
+    let mut f = mom(SyndicKeep::Syndic);
+    assert!(f.push(relayed("my/tag", "a"), t0).is_empty());
+    let out = f.push(relayed("syndic/syn/my/tag", "b"), t0 + MS);
+    assert_eq!(
+        said_syndic(&out),
+        [
+            v("-my/tag", Some("syn")),
+            v("+syndic/syn/my/tag", Some("syn"))
+        ]
+    );
+    // The copy first: it goes on at once, the original is dropped on arrival.
+    let out = f.push(relayed("syndic/syn/my/tag", "d"), t0 + 2 * MS);
+    assert_eq!(said_syndic(&out), [v("+syndic/syn/my/tag", Some("syn"))]);
+    let out = f.push(relayed("my/tag", "c"), t0 + 3 * MS);
+    assert_eq!(said_syndic(&out), [v("-my/tag", Some("syn"))]);
+    assert_eq!(f.dropped(TwinKind::Syndic), 2);
+    assert_eq!(f.held(), 0);
+}
+
+#[test]
+fn the_masters_own_events_wait_the_window_and_jobs_and_returns_do_not() {
+    let t0 = Instant::now();
+    let mut f = mom(SyndicKeep::Original);
+    // No copy follows the master of masters' own minion's event.
+    let own = ev(
+        "salt/auth",
+        json!({"act": "accept", "id": "m1", "result": true, "_stamp": "a"}),
+    );
+    assert!(f.push(own, t0).is_empty());
+    assert_eq!(f.next_deadline(), Some(t0 + WINDOW));
+    assert!(f.tick(t0 + WINDOW - MS).is_empty());
+    let out = f.tick(t0 + WINDOW);
+    assert_eq!(said_syndic(&out), [v("+salt/auth", None)]);
+    assert_eq!(f.released(TwinKind::Syndic), 1);
+    // What a syndic never relays goes on at once: returns (`retcode`), and
+    // tags the master of masters refuses from minions.
+    let at_once = [
+        ev(&format!("salt/job/{J}/ret/m1"), job_return()),
+        ev(&format!("salt/job/{J}/new"), new_job()),
+        ev(&format!("salt/job/{J}/publish"), json!({"_stamp": "x"})),
+        ev("salt/run/1/new", json!({"fun": "runner.x", "_stamp": "x"})),
+        ev("salt/key", json!({"act": "accept", "_stamp": "x"})),
+        ev("saltbridge/bus/gap", json!({})),
+    ];
+    for e in at_once {
+        let tag = e.tag().to_owned();
+        let t = t0 + 2 * WINDOW;
+        assert_eq!(said(&f.push(e, t)), [format!("+{tag}")], "{tag}");
+    }
+    // The copy of a blacklisted tag has no original (3008.4 fires only it).
+    let copy = ev(&format!("syndic/syn/salt/job/{J}/new"), new_job());
+    let out = f.push(copy, t0 + 3 * WINDOW);
+    assert_eq!(
+        said_syndic(&out),
+        [v(&format!("+syndic/syn/salt/job/{J}/new"), Some("syn"))]
+    );
+    // A copy whose original never comes goes on alone, late.
+    assert!(f
+        .push(relayed("syndic/syn/my/tag", "z"), t0 + 4 * WINDOW)
+        .is_empty());
+    let out = f.tick(t0 + 5 * WINDOW);
+    assert_eq!(said_syndic(&out), [v("+syndic/syn/my/tag", Some("syn"))]);
+    assert_eq!(f.dropped(TwinKind::Syndic), 0);
+}
+
+#[test]
+fn syndic_pairing_is_inert_off_a_master_of_masters_or_switched_off() {
+    let t0 = Instant::now();
+    let mut cfg = TwinConfig::default();
+    cfg.enabled.remove(&TwinKind::Syndic);
+    let off = TwinFilter::new(cfg).with_master(MasterIdentity {
+        order_masters: true,
+        ..MasterIdentity::default()
+    });
+    for mut f in [filter(), off] {
+        let out = f.push(relayed("my/tag", "a"), t0);
+        assert_eq!(said_syndic(&out), [v("+my/tag", None)]);
+        let out = f.push(relayed("syndic/syn/my/tag", "b"), t0 + MS);
+        assert_eq!(said_syndic(&out), [v("+syndic/syn/my/tag", None)]);
+    }
+}
+
+#[test]
+fn syndic_pairing_is_one_to_one_and_by_data() {
+    let t0 = Instant::now();
+    let mut f = mom(SyndicKeep::Original);
+    // The same minion authenticating twice: identical data but `_stamp`.
+    let auth = |tag: &str, stamp: &str| {
+        ev(
+            tag,
+            json!({"act": "accept", "id": "syn-minion-1", "pub": "K", "result": true, "_stamp": stamp}),
+        )
+    };
+    let mut out = Vec::new();
+    out.extend(f.push(auth("salt/auth", "1"), t0));
+    out.extend(f.push(auth("syndic/syn/salt/auth", "2"), t0 + MS));
+    out.extend(f.push(auth("salt/auth", "3"), t0 + 2 * MS));
+    out.extend(f.push(auth("syndic/syn/salt/auth", "4"), t0 + 3 * MS));
+    let stamps: Vec<_> = out
+        .iter()
+        .map(|v| {
+            (
+                said(std::slice::from_ref(v))[0].clone(),
+                v.event().data()["_stamp"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            ("-syndic/syn/salt/auth".to_owned(), json!("2")),
+            ("+salt/auth".to_owned(), json!("1")),
+            ("-syndic/syn/salt/auth".to_owned(), json!("4")),
+            ("+salt/auth".to_owned(), json!("3")),
+        ]
+    );
+    // Other data: no pair; each goes on alone after the window.
+    assert!(f.push(auth("salt/auth", "5"), t0 + 4 * MS).is_empty());
+    let other = ev(
+        "syndic/syn/salt/auth",
+        json!({"act": "reject", "id": "syn-minion-1", "_stamp": "6"}),
+    );
+    assert!(f.push(other, t0 + 5 * MS).is_empty());
+    assert_eq!(f.held(), 2);
+    assert_eq!(said(&f.flush()), ["+salt/auth", "+syndic/syn/salt/auth"]);
+}
+
+#[test]
+fn relayed_legacy_twins_pair_only_with_the_same_syndics_events() {
+    let t0 = Instant::now();
+    let mut f = mom(SyndicKeep::Original);
+    let minions = |ids: &[&str], stamp: &str| json!({"minions": ids, "_stamp": stamp});
+    let mut new = new_job();
+    new["minions"] = json!(["syn"]);
+    // As recorded on the master of masters for `salt '*' test.ping`.
+    let bus = [
+        ev(J, minions(&["syn"], "1")),
+        ev(&format!("salt/job/{J}/new"), new),
+        ev(J, minions(&["syn-minion-1"], "3")),
+        ev(&format!("syndic/syn/{J}"), minions(&["syn-minion-1"], "4")),
+    ];
+    let mut out = Vec::new();
+    for (i, e) in bus.into_iter().enumerate() {
+        out.extend(f.push(e, t0 + (i as u32) * MS));
+    }
+    out.extend(f.tick(t0 + 10 * WINDOW));
+    let got: Vec<_> = out
+        .iter()
+        .map(|v| {
+            let (s, syndic) = said_syndic(std::slice::from_ref(v)).remove(0);
+            (s, syndic, v.event().data()["minions"].clone())
+        })
+        .collect();
+    let want = [
+        (format!("+salt/job/{J}/new"), None, json!(["syn"])),
+        (
+            format!("-syndic/syn/{J}"),
+            Some("syn".into()),
+            json!(["syn-minion-1"]),
+        ),
+        // The master's own bare jid: the twin of its `salt/job/<jid>/new`.
+        (format!("-{J}"), None, json!(["syn"])),
+        // The syndic's: its `salt/job/<jid>/new` is never relayed.
+        (format!("+{J}"), Some("syn".into()), json!(["syn-minion-1"])),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(f.dropped(TwinKind::BareJidNew), 1);
+    // A syndic's `minion_start` pairs with its `salt/minion/<id>/start`.
+    let mut f = mom(SyndicKeep::Original);
+    let mut out = Vec::new();
+    // A copy's data is the original's, its `tag` member included.
+    let copy = |tag: &str| {
+        ev(
+            &format!("syndic/syn/{tag}"),
+            minion_start(tag, 21).data().clone(),
+        )
+    };
+    let bus = [
+        minion_start("minion_start", 21),
+        copy("minion_start"),
+        minion_start("salt/minion/m1/start", 21),
+        copy("salt/minion/m1/start"),
+    ];
+    for (i, e) in bus.into_iter().enumerate() {
+        out.extend(f.push(e, t0 + (i as u32) * MS));
+    }
+    assert_eq!(
+        said(&out),
+        [
+            "-syndic/syn/minion_start",
+            "-syndic/syn/salt/minion/m1/start",
+            "-minion_start",
+            "+salt/minion/m1/start"
+        ]
+    );
+}
+
+#[test]
+fn the_syndic_setting_reads_keep_original_keep_syndic_or_a_bool() {
+    let read = |y: &str| serde_saphyr::from_str::<TwinConfig>(y);
+    let c = read("syndic: keep_syndic\n").unwrap();
+    assert_eq!(c.syndic, SyndicKeep::Syndic);
+    assert!(c.enabled.contains(&TwinKind::Syndic));
+    let c = read("syndic: keep_original\n").unwrap();
+    assert_eq!(c.syndic, SyndicKeep::Original);
+    assert!(!read("syndic: false\n")
+        .unwrap()
+        .enabled
+        .contains(&TwinKind::Syndic));
+    assert_eq!(read("syndic: true\n").unwrap().syndic, SyndicKeep::Original);
+    let e = read("syndic: keep_both\n").unwrap_err().to_string();
+    assert!(e.contains("keep_original, keep_syndic"), "{e}");
 }

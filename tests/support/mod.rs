@@ -19,4 +19,5 @@ pub mod ports;
 pub mod process;
 pub mod salt_cluster;
 pub mod salt_sandbox;
+pub mod salt_syndic;
 pub mod tansu;

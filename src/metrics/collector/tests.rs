@@ -117,7 +117,8 @@ fn twins_and_routes_are_listed_before_they_count() {
             "minion_start",
             "new_job",
             "other_master",
-            "state_failure"
+            "state_failure",
+            "syndic"
         ]
     );
     assert!(twins.values().all(|n| *n == 0.0));

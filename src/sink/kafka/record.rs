@@ -47,6 +47,8 @@ pub const HEADER_TAG: &str = "saltbridge-tag";
 pub const HEADER_KEY: &str = "saltbridge-key";
 pub const HEADER_MASTER: &str = "saltbridge-master";
 pub const HEADER_ROUTE: &str = "saltbridge-route";
+/// On an event a syndic relayed to this master of masters: the syndic's id.
+pub const HEADER_SYNDIC: &str = "saltbridge-syndic";
 
 /// Kafka's limit on a topic name's length.
 const MAX_TOPIC_LEN: usize = 249;
@@ -127,6 +129,9 @@ impl RecordBuilder {
         headers.push((HEADER_KEY.to_string(), out.key().to_owned()));
         headers.push((HEADER_MASTER.to_string(), bounded(out.master())));
         headers.push((HEADER_ROUTE.to_string(), out.route.to_string()));
+        if let Some(syndic) = ev.provenance().syndic.as_deref() {
+            headers.push((HEADER_SYNDIC.to_string(), bounded(syndic)));
+        }
         for (name, t) in &self.headers {
             let v = render(t, &format!("header {name}"), &mut ctx)?;
             headers.push((name.clone(), bounded(&v)));

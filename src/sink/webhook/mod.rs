@@ -33,7 +33,8 @@ use reqwest::Url;
 pub use config::{Auth, BatchConfig, HmacAuth, OAuth2Auth, Preset, TlsConfig, WebhookConfig};
 use oauth2::TokenSource;
 pub use request::{
-    Request, RequestBuilder, BATCH_SIZE_HEADER, KEY_HEADER, MASTER_HEADER, TAG_HEADER,
+    Request, RequestBuilder, BATCH_SIZE_HEADER, KEY_HEADER, MASTER_HEADER, SYNDIC_HEADER,
+    TAG_HEADER,
 };
 
 use crate::outgoing::Outgoing;

@@ -34,6 +34,8 @@ pub const KEY_HEADER: &str = "x-saltbridge-key";
 pub const TAG_HEADER: &str = "x-saltbridge-tag";
 /// The id of the master that published the (first) event.
 pub const MASTER_HEADER: &str = "x-saltbridge-master";
+/// The syndic that relayed the (first) event to this master of masters, if any.
+pub const SYNDIC_HEADER: &str = "x-saltbridge-syndic";
 /// On batched requests: how many events the body holds.
 pub const BATCH_SIZE_HEADER: &str = "x-saltbridge-batch-size";
 
@@ -304,6 +306,12 @@ impl RequestBuilder {
                 HeaderName::from_static(MASTER_HEADER),
                 lossy_header_value(first.master(), max),
             );
+            if let Some(syndic) = first.event.provenance().syndic.as_deref() {
+                h.insert(
+                    HeaderName::from_static(SYNDIC_HEADER),
+                    lossy_header_value(syndic, max),
+                );
+            }
         }
         if self.batched {
             h.insert(

@@ -165,3 +165,17 @@ fn header_values_from_events_are_bounded() {
     let v = lossy_header_value(&"ü".repeat(1000), 100);
     assert!(v.len() <= 100 && v.as_bytes().ends_with(b"..."));
 }
+
+#[test]
+fn a_relayed_event_names_its_syndic_in_a_header() {
+    let plain = out("my/tag", json!({"x": 1}));
+    let mut ev = Event::synthetic("my/tag", json!({"x": 1}), Arc::from("capture:test"));
+    ev.provenance_mut().syndic = Some(Arc::from("syn"));
+    let relayed = Outgoing::new(ev, "r1");
+    let b = builder(json!({"headers": {"x-via": "{{ syndic }}"}}));
+    let r = b.build(std::slice::from_ref(&relayed), at(1)).unwrap();
+    assert_eq!(r.headers[SYNDIC_HEADER], "syn");
+    assert_eq!(r.headers["x-via"], "syn");
+    let r = b.build(std::slice::from_ref(&plain), at(1)).unwrap();
+    assert!(r.headers.get(SYNDIC_HEADER).is_none());
+}
