@@ -5,7 +5,8 @@
 //! - `daemon`: `saltbridge run` as a child process (also used by the
 //!   pipeline bench). The webhook receiver is the library's
 //!   (`saltbridge::receiver`), shared with the demo and the bench.
-//! - `salt_sandbox`: real Salt masters and minions; `tansu`: a real Kafka
+//! - `salt_sandbox`: real Salt masters and minions (`salt_cluster`: a
+//!   cluster; `salt_multimaster`: two hot masters of one minion); `tansu`: a real Kafka
 //!   broker; `bus_feed`: a fake master event bus.
 //! - `fixtures`: the captured Salt streams and their expected events.
 #![allow(dead_code)]
@@ -16,5 +17,6 @@ pub mod fixtures;
 pub mod ports;
 pub mod process;
 pub mod salt_cluster;
+pub mod salt_multimaster;
 pub mod salt_sandbox;
 pub mod tansu;
