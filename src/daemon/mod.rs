@@ -414,6 +414,10 @@ impl Consumer for Router {
         self.pipeline_stats.set_peer_claims_refused(refused);
     }
 
+    fn backfill_counts(&mut self, counts: crate::backfill::BackfillCounts) {
+        self.pipeline_stats.set_backfill(counts);
+    }
+
     fn reloading(&mut self, _current: &RouteTable, new: &Config) {
         if new.sinks != self.sinks {
             tracing::warn!("sinks changed in the routes file: routes are reloaded, sink changes take effect at the next restart");
