@@ -14,10 +14,14 @@
 //! With a [`Backfill`] (the daemon's), a gap marker is followed by the
 //! returns the job cache has from the gap (`backfill`), and a job about to
 //! be summarised with silent minions asks the cache about them first.
+//! A job return Salt trimmed (`VALUE_TRIMMED`) that a route with
+//! `complete_trimmed` matched goes to those routes' sinks from the
+//! [`TrimmedHold`], completed from the job cache once `return.p` is written
+//! (or as it came); the other routes' sinks get it at once.
 
 use std::time::{Instant, SystemTime};
 
-use crate::backfill::{Backfill, Step};
+use crate::backfill::{trimmed, Backfill, BackfillCounts, Step, TrimmedHold};
 use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobTracker;
@@ -44,6 +48,10 @@ pub struct Pipeline {
     table: RouteTable,
     explain: bool,
     backfill: Option<Backfill>,
+    /// Trimmed returns waiting for the job cache (only with a backfill).
+    trimmed: TrimmedHold<Routing>,
+    /// Some route has `complete_trimmed`.
+    completes_trimmed: bool,
 }
 
 impl Pipeline {
@@ -54,9 +62,11 @@ impl Pipeline {
         Pipeline {
             twins: TwinFilter::new(config.twins).with_master(config.masters.identity()),
             jobs: JobTracker::new(config.jobs),
+            completes_trimmed: config.routes.completes_trimmed(),
             table: config.routes,
             explain,
             backfill: None,
+            trimmed: TrimmedHold::new(config.backfill.trimmed),
         }
     }
 
@@ -68,6 +78,21 @@ impl Pipeline {
 
     pub fn backfill(&self) -> Option<&Backfill> {
         self.backfill.as_ref()
+    }
+
+    /// The backfill's counters, when there is a backfill.
+    pub fn backfill_counts(&self) -> Option<BackfillCounts> {
+        self.backfill.as_ref().map(|b| BackfillCounts {
+            returns: b.delivered(),
+            bad_files: b.bad_files(),
+            trimmed: self.trimmed.counts(),
+        })
+    }
+
+    /// Events held, not yet in any outcome: by the twin filter and by the
+    /// trimmed returns' hold.
+    pub fn held(&self) -> usize {
+        self.twins.held() + self.trimmed.held()
     }
 
     /// Takes one event in bus order.
@@ -94,6 +119,7 @@ impl Pipeline {
         let verdicts = self.twins.tick(now);
         let mut out = Vec::new();
         self.route_all(verdicts, now, &mut out);
+        self.release_trimmed(now, &mut out);
         self.check_silent(now, &mut out);
         let summaries = self.jobs.tick(now);
         self.route_summaries(summaries, now, &mut out);
@@ -102,10 +128,14 @@ impl Pipeline {
 
     /// When [`tick`](Self::tick) next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.twins.next_deadline(), self.jobs.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.twins.next_deadline(),
+            self.jobs.next_deadline(),
+            self.trimmed.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// End of input or shutdown: releases everything held, and summarises
@@ -114,6 +144,10 @@ impl Pipeline {
         let verdicts = self.twins.flush();
         let mut out = Vec::new();
         self.route_all(verdicts, now, &mut out);
+        if let Some(backfill) = self.backfill.as_mut() {
+            let released = self.trimmed.flush(backfill.cache_mut());
+            out.extend(released.into_iter().map(routed));
+        }
         let summaries = self.jobs.flush();
         self.route_summaries(summaries, now, &mut out);
         out
@@ -124,6 +158,7 @@ impl Pipeline {
     /// `jobs:` settings.
     pub fn reload(&mut self, config: Config) {
         self.jobs.reconfigure(config.jobs);
+        self.completes_trimmed = config.routes.completes_trimmed();
         self.table = config.routes;
     }
 
@@ -150,8 +185,10 @@ impl Pipeline {
                         None => self.jobs.push(&event, now),
                     };
                     let gap = gap_interval(&event);
-                    let routing = self.table.route(&event, now, self.explain);
-                    out.push(Outcome::Routed { event, routing });
+                    let mut routing = self.table.route(&event, now, self.explain);
+                    if !self.hold_trimmed(&event, &mut routing, now, out) {
+                        out.push(Outcome::Routed { event, routing });
+                    }
                     self.route_summaries(summaries, now, out);
                     if let Some((from, to)) = gap {
                         self.fill_gap(from, to, now, out);
@@ -177,6 +214,47 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// A trimmed return that a `complete_trimmed` route matched: that part
+    /// of `routing` waits in the hold for the job cache. True when nothing
+    /// of `routing` is left to send now.
+    fn hold_trimmed(
+        &mut self,
+        event: &Event,
+        routing: &mut Routing,
+        now: Instant,
+        out: &mut Vec<Outcome>,
+    ) -> bool {
+        if !self.completes_trimmed {
+            return false;
+        }
+        let Some(backfill) = self.backfill.as_mut() else {
+            return false;
+        };
+        if trimmed::trimmed_return(event).is_none() {
+            return false;
+        }
+        let Some(later) = self.table.split_completing(routing) else {
+            return false;
+        };
+        let released = self
+            .trimmed
+            .push(event.clone(), later, now, backfill.cache_mut());
+        out.extend(released.into_iter().map(routed));
+        routing.matches.is_empty() && routing.sinks.is_empty()
+    }
+
+    /// Trimmed returns whose look-up is due: completed, or given up.
+    fn release_trimmed(&mut self, now: Instant, out: &mut Vec<Outcome>) {
+        let Some(backfill) = self.backfill.as_mut() else {
+            return;
+        };
+        if self.trimmed.next_deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        let released = self.trimmed.tick(now, backfill.cache_mut());
+        out.extend(released.into_iter().map(routed));
     }
 
     /// The jobs of the gap from `from` to `to` from the job cache: their
@@ -263,6 +341,10 @@ impl Pipeline {
             out.push(Outcome::Routed { event, routing });
         }
     }
+}
+
+fn routed((event, routing): (Event, Routing)) -> Outcome {
+    Outcome::Routed { event, routing }
 }
 
 /// The interval of a gap marker (`saltbridge/bus/gap`): `disconnected_at`

@@ -2,7 +2,9 @@
 //! a job runs, a second job runs and ends while it is down, and it is
 //! started again. The returns it missed come from the master's job cache,
 //! marked backfilled, with the idempotency key the bus event would have had,
-//! and each job's summary counts every minion.
+//! and each job's summary counts every minion. A return the master trimmed
+//! (`VALUE_TRIMMED`, a small `max_event_size`) is completed from the cache
+//! for a route with `complete_trimmed: true`.
 
 mod support;
 
@@ -228,4 +230,98 @@ routes:
         );
     }
     assert!(log2.contains("backfill"), "{log2}");
+}
+
+/// A master with a small `max_event_size` trims a large return on its bus
+/// (`VALUE_TRIMMED`); a route with `complete_trimmed: true` gets it whole
+/// from the job cache (written a few milliseconds after the event), another
+/// route as it came, both with one idempotency key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_return_is_completed_from_the_job_cache() {
+    let Some(venv) = SaltSandbox::require_venv("3008.4") else {
+        return;
+    };
+    let opts = SandboxOptions {
+        extra_master_config: "max_event_size: 20000\n".into(),
+        ..SandboxOptions::with_minions(&["alpha"])
+    };
+    let salt = tokio::task::spawn_blocking(move || SaltSandbox::start(&venv, opts))
+        .await
+        .unwrap()
+        .unwrap();
+    let salt = Arc::new(salt);
+    let receiver = Receiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(
+        &routes,
+        format!(
+            r#"
+source: "ipc:{master}"
+sinks:
+  as_is: {{type: webhook, url: "{as_is}"}}
+  whole: {{type: webhook, url: "{whole}"}}
+routes:
+  - name: as_is
+    match: {{tag: "salt/job/*/ret/*"}}
+    to: [as_is]
+    continue: true
+  - name: whole
+    match: {{tag: "salt/job/*/ret/*"}}
+    to: [whole]
+    complete_trimmed: true
+"#,
+            master = salt.master_config_file().display(),
+            as_is = receiver.url("/as_is"),
+            whole = receiver.url("/whole"),
+        ),
+    )
+    .unwrap();
+    let bridge = start_bridge(&routes, dir.path(), 1);
+    let s = salt.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        s.salt(&["alpha", "cmd.run", "yes x | head -c 50000", "--out", "json"])
+    })
+    .await
+    .unwrap();
+    let cli: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    // Salt's own CLI reads returns off the bus: it gets the trimmed one.
+    assert_eq!(cli["alpha"], "VALUE_TRIMMED", "{cli}");
+    // `cmd.run` strips the output's last newline.
+    let whole = "x\n".repeat(25_000).trim_end().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (as_is, completed) = loop {
+        let got: Vec<(String, Value)> = receiver
+            .requests()
+            .iter()
+            .map(|r| (r.path.clone(), serde_json::from_slice(&r.body).unwrap()))
+            .filter(|(_, b): &(String, Value)| b["data"]["fun"] == "cmd.run")
+            .collect();
+        let at = |p: &str| {
+            got.iter()
+                .find(|(path, _)| path == p)
+                .map(|(_, b)| b.clone())
+        };
+        if let (Some(a), Some(w)) = (at("/as_is"), at("/whole")) {
+            break (a, w);
+        }
+        assert!(Instant::now() < deadline, "{got:#?}\n{}", bridge.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = bridge.term();
+    assert_eq!(as_is["data"]["return"], "VALUE_TRIMMED", "{as_is}");
+    assert_eq!(completed["data"]["return"], whole.as_str(), "{log}");
+    assert_eq!(completed["data"]["retcode"], 0);
+    assert_eq!(completed["data"]["jid"], as_is["data"]["jid"]);
+    assert_eq!(completed["key"], as_is["key"]);
+    let returns = receiver
+        .requests()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("cmd.run"))
+        .count();
+    assert_eq!(returns, 2, "each route once");
+    assert!(!log.contains("no return for this trimmed event"), "{log}");
 }

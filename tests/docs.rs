@@ -43,6 +43,7 @@ fn every_routes_field_is_documented() {
         "journal: {zzz: 1}\n",
         "masters: {zzz: 1}\n",
         "backfill: {zzz: 1}\n",
+        "backfill: {trimmed: {zzz: 1}}\n",
         "routes:\n  - name: a\n    zzz: 1\n",
         "routes:\n  - name: a\n    match: {zzz: 1}\n",
         "routes:\n  - name: a\n    dedup: {key: k, zzz: 1}\n",

@@ -61,6 +61,14 @@ pub trait JobCacheRead: Send {
     fn job(&mut self, jid: &str) -> Option<CachedJob>;
     /// Files that could not be read or decoded so far.
     fn bad_files(&self) -> u64;
+    /// Minion `minion`'s return to job `jid` alone, if the cache has it
+    /// (a trimmed return's completion, looked up until it is written).
+    fn find_return(&mut self, jid: &str, minion: &str) -> Option<CachedReturn> {
+        self.job(jid)?
+            .returns
+            .into_iter()
+            .find(|r| r.minion == minion)
+    }
 }
 
 /// The local job cache under a master's `cachedir`.
@@ -278,6 +286,23 @@ impl JobCacheRead for LocalJobCache {
 
     fn bad_files(&self) -> u64 {
         self.bad_files
+    }
+
+    /// Reads only `<jid dir>/<minion>/return.p` (not the whole job, which
+    /// can have thousands of returns); `minion` is one path component.
+    fn find_return(&mut self, jid: &str, minion: &str) -> Option<CachedReturn> {
+        let plain =
+            !minion.is_empty() && !minion.contains(['/', '\0']) && minion != "." && minion != "..";
+        if !plain || !crate::salt::jid::is_bare_jid(jid) {
+            return None;
+        }
+        let dir = self.jid_dir(jid)?;
+        if dir.join("nocache").exists() {
+            return None;
+        }
+        let mut job = CachedJob::default();
+        self.read_return(&dir, minion, &mut job);
+        job.returns.pop()
     }
 }
 

@@ -20,11 +20,16 @@
 //! decides, with the times passed in. A master whose `master_job_cache` is
 //! not `local_cache` has no local cache to read: that is logged once and
 //! the bridge goes on without backfill.
+//!
+//! A return whose event Salt trimmed (`VALUE_TRIMMED`) is completed from
+//! the cache for the routes that ask (`complete_trimmed`): [`trimmed`]
+//! holds it until the master has written its `return.p`.
 
 pub mod cache;
 pub mod rebuild;
 #[cfg(test)]
 mod tests;
+pub mod trimmed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +39,7 @@ use serde::Deserialize;
 
 use crate::event::{Event, Provenance};
 pub use cache::{CachedJob, CachedReturn, JobCacheRead, LocalJobCache};
+pub use trimmed::{TrimmedConfig, TrimmedCounts, TrimmedHold};
 
 /// How far before a gap's start returns are backfilled too: the marker's
 /// `disconnected_at` is when the reader noticed, not when the last byte came.
@@ -56,6 +62,8 @@ pub struct BackfillConfig {
     pub max_file_bytes: usize,
     /// Most jobs backfilled after one gap (the newest are kept).
     pub max_jobs: usize,
+    /// How trimmed returns wait for the cache (routes with `complete_trimmed`).
+    pub trimmed: TrimmedConfig,
     /// The master config's `master_job_cache` (filled in by `config`).
     #[serde(skip)]
     pub master_job_cache: Option<String>,
@@ -69,9 +77,22 @@ impl Default for BackfillConfig {
             hash_type: "sha256".into(),
             max_file_bytes: 64 << 20,
             max_jobs: 10_000,
+            trimmed: TrimmedConfig::default(),
             master_job_cache: None,
         }
     }
+}
+
+/// The backfill's counters (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackfillCounts {
+    /// Returns rebuilt from the cache and routed: lost in a gap, or found
+    /// before a summary said a minion did not return.
+    pub returns: u64,
+    /// Cache files skipped as unreadable, not msgpack or too large.
+    pub bad_files: u64,
+    /// Trimmed returns of `complete_trimmed` routes.
+    pub trimmed: TrimmedCounts,
 }
 
 /// What the backfill hands the pipeline after a gap, in order.
@@ -156,6 +177,11 @@ impl Backfill {
     /// Cache files skipped as unreadable or too large so far.
     pub fn bad_files(&self) -> u64 {
         self.cache.bad_files()
+    }
+
+    /// The job cache, for the look-ups of the trimmed returns' hold.
+    pub fn cache_mut(&mut self) -> &mut dyn JobCacheRead {
+        self.cache.as_mut()
     }
 
     /// The jobs of the gap from `from` to `to` (wall-clock times): a job is

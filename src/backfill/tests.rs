@@ -277,3 +277,52 @@ fn a_silent_minion_is_looked_up_in_the_cache_before_the_summary() {
     assert_eq!(s["counts"]["did_not_return"], json!(0), "{s}");
     assert_eq!(s["closed"], json!("returned"));
 }
+
+#[test]
+fn a_trimmed_return_waits_for_its_return_file_on_the_completing_route_only() {
+    let d = tempfile::tempdir().unwrap();
+    let yaml = "sinks:\n  now: {type: blackhole}\n  whole: {type: blackhole}\nroutes:\n  \
+        - {name: now, match: {tag: '*'}, to: [now], continue: true}\n  \
+        - {name: whole, match: {tag: '*'}, to: [whole], complete_trimmed: true}\n";
+    let config = crate::config::load_str(Path::new("r.yaml"), yaml, |_| None).unwrap();
+    let mut p = Pipeline::new(config, false).with_backfill(Some(backfill(d.path())));
+    let t0 = Instant::now();
+    let trimmed = Event::synthetic(
+        format!("salt/job/{JID}/ret/b"),
+        json!({"id": "b", "jid": JID, "fun": "cmd.run", "return": "VALUE_TRIMMED", "retcode": 0,
+               "success": true, "_stamp": "2026-12-01T21:00:01.000000"}),
+        Arc::from("ipc:/x"),
+    );
+    let key = trimmed.idempotency_key();
+    // The event is read before the master wrote `return.p`.
+    let out = p.push(trimmed, t0);
+    let sinks = |out: &[Outcome]| -> Vec<(String, String)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outcome::Routed { event, routing } => Some((event, routing)),
+                _ => None,
+            })
+            .flat_map(|(e, r)| {
+                let ret = e.data()["return"].as_str().unwrap_or_default().to_owned();
+                r.sinks.iter().map(move |s| (s.clone(), ret.clone()))
+            })
+            .collect()
+    };
+    assert_eq!(sinks(&out), vec![("now".into(), "VALUE_TRIMMED".into())]);
+    assert_eq!(p.held(), 1);
+    let due = p.next_deadline().unwrap();
+    assert!(sinks(&p.tick(due)).is_empty(), "not written yet");
+    cache_job(d.path(), JID, &["b"], &[("b", at(JID, 1))]);
+    let due = p.next_deadline().unwrap();
+    let out = p.tick(due);
+    assert_eq!(sinks(&out), vec![("whole".into(), "hello from b".into())]);
+    let Outcome::Routed { event, routing } = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(event.idempotency_key(), key);
+    assert_eq!(routing.matches.len(), 1);
+    assert_eq!(p.held(), 0);
+    let counts = p.backfill_counts().unwrap();
+    assert_eq!(counts.trimmed.completed, 1);
+    assert_eq!(counts.returns, 0);
+}

@@ -62,6 +62,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "hash_type",
     "max_file_bytes",
     "complete_trimmed",
+    "trimmed",
+    "max_events",
     "minion_events",
     "order_masters",
 ];

@@ -7,7 +7,9 @@
 //! held legacy event is in no spool yet. Holds end within the twin window
 //! (`twins.window`, 2 s by default), so a position recorded while something
 //! was held becomes safe when the filter is next empty, or at the latest a
-//! window (plus a second's slack for the tick) after it was recorded. The
+//! window (plus a second's slack for the tick) after it was recorded. A
+//! trimmed return waiting for the job cache (`complete_trimmed`) is held
+//! too, up to `backfill.trimmed.wait`: the longer of the two is the hold. The
 //! cursor is written after the spools are flushed, at most every 100 ms.
 //! Job summaries are made from the tracker's memory and are not in the
 //! journal: a kill loses the summaries of jobs still open, as before.
@@ -34,10 +36,11 @@ pub(super) struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub(super) fn new(cursor: Cursor, twin_window: Duration) -> Checkpoints {
+    /// `longest_hold`: the longest time the pipeline holds an event.
+    pub(super) fn new(cursor: Cursor, longest_hold: Duration) -> Checkpoints {
         Checkpoints {
             cursor,
-            hold: twin_window + Duration::from_secs(1),
+            hold: longest_hold + Duration::from_secs(1),
             latest: None,
             safe: None,
             pending: VecDeque::new(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::backfill::BackfillCounts;
 use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobCounts;
@@ -45,6 +46,8 @@ pub trait Consumer {
     fn job_counts(&mut self, _counts: JobCounts) {}
     /// The twin filter's count of refused `__peer_id` claims, after each step.
     fn peer_claims_refused(&mut self, _refused: u64) {}
+    /// The backfill's counters after each step (a pipeline with a backfill).
+    fn backfill_counts(&mut self, _counts: BackfillCounts) {}
 
     /// A reloaded configuration is about to replace the pipeline's `current` routes.
     fn reloading(&mut self, _current: &RouteTable, _new: &Config) {}
@@ -114,8 +117,11 @@ pub async fn drive(
         };
         consumer.job_counts(pipeline.job_tracker().counts());
         consumer.peer_claims_refused(pipeline.twin_filter().refused_peer_claims());
+        if let Some(counts) = pipeline.backfill_counts() {
+            consumer.backfill_counts(counts);
+        }
         consumer.outcomes(outcomes).await?;
-        consumer.progress(events.take_position(), pipeline.twin_filter().held());
+        consumer.progress(events.take_position(), pipeline.held());
         // One write per burst: once the source has nothing waiting.
         if events.is_empty() {
             consumer.idle()?;

@@ -311,7 +311,10 @@ fn start_source(
         ..ReaderOptions::default()
     };
     let src = source::spawn_journaled(spec.clone(), opts, &journal, stop)?;
-    let checkpoints = Checkpoints::new(journal.cursor(), config.twins.window);
+    // Held events: legacy twins (the twin window) and trimmed returns
+    // waiting for the job cache (`backfill.trimmed.wait`).
+    let longest_hold = config.twins.window.max(config.backfill.trimmed.wait);
+    let checkpoints = Checkpoints::new(journal.cursor(), longest_hold);
     Ok((src, Some(checkpoints)))
 }
 
@@ -412,6 +415,10 @@ impl Consumer for Router {
 
     fn peer_claims_refused(&mut self, refused: u64) {
         self.pipeline_stats.set_peer_claims_refused(refused);
+    }
+
+    fn backfill_counts(&mut self, counts: crate::backfill::BackfillCounts) {
+        self.pipeline_stats.set_backfill(counts);
     }
 
     fn reloading(&mut self, _current: &RouteTable, new: &Config) {

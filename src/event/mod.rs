@@ -7,6 +7,7 @@
 //! that needs to look inside asks [`Event::data`], which parses it at most once.
 
 pub mod json;
+mod key;
 pub mod partial;
 pub mod peer;
 pub mod trace;
@@ -207,6 +208,8 @@ impl Event {
     /// which has no `_stamp` of the bus, gets the key the bus event had.
     /// An event a minion fired itself (`cmd: _minion_event`) under such a
     /// tag keeps the whole-data key, so it cannot take a real return's key.
+    /// Such an event (under any tag) is keyed without its `_stamp`: each
+    /// hot master of a multi-master minion stamps its own copy ([`key`]).
     pub fn idempotency_key(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(self.tag.as_bytes());
@@ -250,11 +253,17 @@ impl Event {
 
     /// The data text the idempotency key hashes: without the trace context
     /// members (`trace`), so the same fact under another span keeps its key.
+    /// An event a minion fired itself is hashed without its `_stamp`, so
+    /// that every hot master's copy has one key ([`key`]).
     fn key_data(data_json: &str) -> std::borrow::Cow<'_, str> {
         let without_peer = peer::without_peer_id(data_json);
-        match trace::without_trace_members(&without_peer) {
+        let without_trace = match trace::without_trace_members(&without_peer) {
             Some(cut) => std::borrow::Cow::Owned(cut),
             None => without_peer,
+        };
+        match key::without_minion_stamp(&without_trace) {
+            std::borrow::Cow::Owned(cut) => std::borrow::Cow::Owned(cut),
+            std::borrow::Cow::Borrowed(_) => without_trace,
         }
     }
 
@@ -306,12 +315,14 @@ mod tests {
             Event::synthetic("my/tag", json!({"_stamp": stamp}), Arc::from("x")).idempotency_key()
         };
         assert_ne!(not_a_return("1"), not_a_return("2"));
-        let fired = |stamp: &str| {
-            let d = json!({"cmd": "_minion_event", "_stamp": stamp});
+        // A minion's own event is keyed without `_stamp` (see `key`), by
+        // its data, `ts` included.
+        let fired = |ts: u64| {
+            let d = json!({"cmd": "_minion_event", "ts": ts, "_stamp": "s"});
             Event::synthetic("salt/job/1/ret/a", d, Arc::from("x")).idempotency_key()
         };
-        assert_ne!(fired("1"), fired("2"));
-        assert_ne!(fired("1"), a.idempotency_key());
+        assert_ne!(fired(1), fired(2));
+        assert_ne!(fired(1), a.idempotency_key());
         let other_tag = Event::synthetic(
             "salt/job/1/ret/b",
             json!({"_stamp": "2026-11-26T13:56:47.121718"}),

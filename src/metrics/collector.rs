@@ -305,6 +305,7 @@ impl Observed {
         for (metric, help, n) in counters {
             single(enc, metric, help, count(n))?;
         }
+        self.encode_backfill(enc)?;
         single(
             enc,
             "saltbridge_jobs_open",
@@ -316,6 +317,32 @@ impl Observed {
             "saltbridge_jobs_tracked_bytes",
             "Estimated bytes the open jobs take (bounded by max_tracked_bytes).",
             ConstGauge::new(j.tracked_bytes),
+        )
+    }
+
+    fn encode_backfill(&self, enc: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        let b = self.pipeline.backfill();
+        single(
+            enc,
+            "saltbridge_backfill_returns",
+            "Returns rebuilt from the master's job cache and routed (lost in a gap, or found before a summary said did not return).",
+            count(b.returns),
+        )?;
+        single(
+            enc,
+            "saltbridge_backfill_bad_files",
+            "Job cache files skipped: unreadable, not msgpack, or larger than backfill.max_file_bytes.",
+            count(b.bad_files),
+        )?;
+        family(
+            enc,
+            "saltbridge_backfill_trimmed",
+            "Trimmed returns (VALUE_TRIMMED) of complete_trimmed routes: completed from the job cache, or sent as they came.",
+            "outcome",
+            [
+                ("completed".to_owned(), count(b.trimmed.completed)),
+                ("sent_trimmed".to_owned(), count(b.trimmed.sent_trimmed)),
+            ],
         )
     }
 

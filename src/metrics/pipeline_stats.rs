@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::backfill::BackfillCounts;
 use crate::jobs::JobCounts;
 use crate::pipeline::Outcome;
 use crate::twins::TwinKind;
@@ -36,6 +37,7 @@ pub struct PipelineStats {
     noise: Mutex<BTreeMap<String, u64>>,
     jobs: Mutex<JobCounts>,
     peer_claims_refused: AtomicU64,
+    backfill: Mutex<BackfillCounts>,
 }
 
 impl PipelineStats {
@@ -121,6 +123,16 @@ impl PipelineStats {
 
     pub fn peer_claims_refused(&self) -> u64 {
         self.peer_claims_refused.load(Ordering::Relaxed)
+    }
+
+    /// The backfill's counters as of the pipeline's last step.
+    pub fn set_backfill(&self, counts: BackfillCounts) {
+        *lock(&self.backfill) = counts;
+    }
+
+    /// The backfill's counters, as last set (zeros without a backfill).
+    pub fn backfill(&self) -> BackfillCounts {
+        *lock(&self.backfill)
     }
 
     /// The job tracker's counters, as last set.

@@ -60,6 +60,7 @@ pub fn compile(
             to: r.to.into_iter().map(|s| s.value).collect(),
             continue_: r.continue_,
             dedup,
+            complete_trimmed: r.complete_trimmed,
         });
     }
     let globs = TagIndex::new(globs);

@@ -55,6 +55,10 @@ pub struct RouteConfig {
     /// Drop repeats of the same key within a time.
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
+    /// A job return whose event Salt trimmed (`VALUE_TRIMMED`) is completed
+    /// from the master's job cache before this route sends it.
+    #[serde(default)]
+    pub complete_trimmed: bool,
 }
 
 /// What a route matches. With no field, every event.

@@ -34,6 +34,8 @@ pub(crate) struct Route {
     /// Keys seen by the route's `dedup`; its template is in `templates`
     /// under the route's name.
     pub dedup: Option<RecentKeys>,
+    /// `complete_trimmed`: a trimmed return is completed before it is sent.
+    pub complete_trimmed: bool,
 }
 
 /// Every route's tag patterns: globs in one index, regexes in one set,
@@ -220,6 +222,41 @@ impl RouteTable {
             out.dropped_by = out.matches.last().map(|m| format!("dedup:{}", m.route));
         }
         out
+    }
+
+    /// Whether some route completes trimmed returns (`complete_trimmed`).
+    pub fn completes_trimmed(&self) -> bool {
+        self.routes.iter().any(|r| r.complete_trimmed)
+    }
+
+    /// Moves out of `routing` the sinks (and matches) of the routes that
+    /// complete trimmed returns: where the completed event goes later.
+    /// `None` when no such route matched.
+    pub fn split_completing(&self, routing: &mut Routing) -> Option<Routing> {
+        let completes = |name: &str| {
+            self.routes
+                .iter()
+                .any(|r| r.complete_trimmed && &*r.name == name)
+        };
+        if !routing.sink_routes.iter().any(|r| completes(r)) {
+            return None;
+        }
+        let mut later = Routing::default();
+        let mut i = 0;
+        while i < routing.sinks.len() {
+            if completes(&routing.sink_routes[i]) {
+                later.sinks.push(routing.sinks.remove(i));
+                later.sink_routes.push(routing.sink_routes.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let (moved, kept) = std::mem::take(&mut routing.matches)
+            .into_iter()
+            .partition(|m| completes(&m.route));
+        later.matches = moved;
+        routing.matches = kept;
+        Some(later)
     }
 
     /// The noise preset that drops `ev`, if any.

@@ -14,6 +14,11 @@ use super::{TwinConfig, TwinKind, TwinVerdict};
 use crate::event::Provenance;
 use crate::Event;
 
+/// Beacons reach every master of a minion too, but carry no `cmd`: the
+/// master fires each of a beacon load's `events` with its own data only
+/// (`_minion_event`, `salt/daemons/masterapi.py`), so they are known by tag.
+const BEACON_TAG_PREFIX: &str = "salt/beacon/";
+
 const KINDS: usize = TwinKind::ALL.len();
 
 /// A legacy event waiting for its twin.
@@ -160,7 +165,7 @@ impl TwinFilter {
         }
         if self.enabled[TwinKind::OtherMaster.index()]
             && self.master.minion_events_elsewhere()
-            && ev.fired_by_minion()
+            && (ev.fired_by_minion() || ev.tag().starts_with(BEACON_TAG_PREFIX))
         {
             self.dropped[TwinKind::OtherMaster.index()] += 1;
             let twin_of = ev.tag().to_owned();

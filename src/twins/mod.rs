@@ -85,7 +85,7 @@ pub enum TwinKind {
     /// off keeps peer copies (a bridge on one master of a cluster alone).
     ClusterPeer = 5,
     /// An event a minion fired itself (`cmd: _minion_event`: its start,
-    /// beacons, `event.send`) on a master that is not the one named by
+    /// `event.send`; and beacons, known by their `salt/beacon/` tag) on a master that is not the one named by
     /// `masters.minion_events`: a minion of several masters (`master: [a,
     /// b]`) sends each to every master, and the designated master's bridge
     /// routes it. Inert unless `masters.minion_events` names another master.

@@ -545,9 +545,16 @@ fn minion_fired_events_go_only_through_the_designated_masters_bridge() {
             json!({"act": "accept", "id": "m1", "_stamp": "s"}),
         )
     };
+    // A beacon carries no `cmd` (measured on 3008.4): known by its tag.
+    let beacon = || {
+        ev(
+            "salt/beacon/m1/load/",
+            json!({"id": "m1", "data": {"1m": 0.5}, "_stamp": "s"}),
+        )
+    };
     let mut other = multi_master("b", Some("a"));
     let mut out = Vec::new();
-    for e in [start(), sent(), ret(), auth()] {
+    for e in [start(), sent(), ret(), auth(), beacon()] {
         out.extend(other.push(e, t0));
     }
     assert_eq!(
@@ -556,7 +563,8 @@ fn minion_fired_events_go_only_through_the_designated_masters_bridge() {
             "-salt/minion/m1/start",
             "-my/tag",
             &format!("+salt/job/{J}/ret/m1"),
-            "+salt/auth"
+            "+salt/auth",
+            "-salt/beacon/m1/load/"
         ]
     );
     assert!(matches!(
@@ -566,14 +574,17 @@ fn minion_fired_events_go_only_through_the_designated_masters_bridge() {
             ..
         }
     ));
-    assert_eq!(other.dropped(TwinKind::OtherMaster), 2);
+    assert_eq!(other.dropped(TwinKind::OtherMaster), 3);
     // The designated master's bridge, and a bridge without the setting, keep them.
     for mut f in [multi_master("a", Some("a")), multi_master("b", None)] {
-        let out: Vec<_> = [start(), sent()]
+        let out: Vec<_> = [start(), sent(), beacon()]
             .into_iter()
             .flat_map(|e| f.push(e, t0))
             .collect();
-        assert_eq!(said(&out), ["+salt/minion/m1/start", "+my/tag"]);
+        assert_eq!(
+            said(&out),
+            ["+salt/minion/m1/start", "+my/tag", "+salt/beacon/m1/load/"]
+        );
     }
     // `twins: {other_master: false}` turns it off.
     let mut cfg = TwinConfig::default();
