@@ -59,8 +59,9 @@ impl SaltSyndic {
             while std::os::unix::net::UnixStream::connect(&sock).is_err() {
                 if Instant::now() > deadline {
                     return Err(io::Error::other(format!(
-                        "master {name} never opened its bus\n{}",
-                        s.log_tail(name, "master.log")
+                        "master {name} never opened its bus\n{}\n{}",
+                        s.log_tail(name, "master.log"),
+                        s.log_tail(name, "console.log")
                     )));
                 }
                 std::thread::sleep(Duration::from_millis(200));
