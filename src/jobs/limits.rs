@@ -21,6 +21,7 @@
 
 use serde_json::Value;
 
+use super::data::JobData;
 use super::digest::ReturnDigest;
 #[cfg(doc)]
 use super::JobConfig;
@@ -79,10 +80,10 @@ fn value_bytes(v: &Value) -> usize {
     serde_json::to_string(v).map_or(64, |s| 32 + s.len())
 }
 
-/// Whether a minion fired `ev` through `event.send` (Salt's `_minion_event`):
+/// Whether a minion fired the event of `data` through `event.send` (Salt's `_minion_event`):
 /// such an event never opens or closes a job.
-pub(super) fn fired_by_minion(ev: &Event) -> bool {
-    ev.data().get("cmd").and_then(Value::as_str) == Some("_minion_event")
+pub(super) fn fired_by_minion(data: &JobData<'_>) -> bool {
+    data.str("cmd").as_deref() == Some("_minion_event")
 }
 
 #[cfg(test)]
