@@ -487,7 +487,11 @@ fn main() {
         .build()
         .expect("runtime");
     let bench = Bench {
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_saltbridge")),
+        // SALTBRIDGE_BENCH_BIN runs another build (an older commit's) in
+        // this bench, to compare two builds in one window of a shared machine.
+        bin: std::env::var_os("SALTBRIDGE_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_saltbridge"))),
         tmp: tempfile::tempdir().expect("temp dir"),
         receiver: Receiver::start(),
         kafka: if opts.wants("kafka") {
