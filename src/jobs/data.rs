@@ -24,6 +24,9 @@ const KEYS: [&str; 15] = [
 
 /// The data of a job event (an object), read member by member: the parsed
 /// data when a stage already parsed it, else the raw text of [`KEYS`].
+// 248 bytes on the stack, one per job event: boxing the raw members would
+// allocate per event, which this module is there to avoid.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub(super) enum JobData<'a> {
     Parsed(&'a Map<String, Value>),
