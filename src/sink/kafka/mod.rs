@@ -66,7 +66,9 @@ pub const BATCH_BYTES: usize = 16 << 20;
 /// order by one task, their acknowledgements awaited apart. librdkafka's
 /// idempotent producer keeps each partition's order with up to 5 requests
 /// in flight per broker, whatever this is; this only keeps its queue fed
-/// while earlier batches wait for their acks.
+/// while earlier batches wait for their acks. 32, and 64 with batches of
+/// at most 1 MiB, drained a backlog no faster than 8 (`scripts/bench --only
+/// kafka`, issue 13) and doubled the peak RSS.
 pub const BATCHES_IN_FLIGHT: usize = 8;
 
 /// How often a full local queue is tried again while a batch is enqueued.
