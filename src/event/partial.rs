@@ -14,6 +14,7 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The top-level keys of the data that some predicate reads.
@@ -94,6 +95,52 @@ impl<'de> Visitor<'de> for Picked<'_> {
     }
 }
 
+/// The raw JSON text of the top-level members of the object `text` named in
+/// `keys`, borrowed from `text`, in the order of `keys`; `None` when `text` is
+/// not an object. A repeated key gives its last value, as a parse into a
+/// `Value` keeps. The other members are skipped without being allocated, and
+/// so are the wanted ones: the caller parses only the values it reads (the
+/// job tracker, `jobs::classify`, reads a 5 KB state return's `return` only
+/// for a job it follows).
+pub fn raw_members<'t, const N: usize>(
+    text: &'t str,
+    keys: &[&str; N],
+) -> Option<[Option<&'t RawValue>; N]> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    RawMembers(keys).deserialize(&mut de).ok()
+}
+
+struct RawMembers<'k, const N: usize>(&'k [&'k str; N]);
+
+impl<'de, const N: usize> DeserializeSeed<'de> for RawMembers<'_, N> {
+    type Value = [Option<&'de RawValue>; N];
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for RawMembers<'_, N> {
+    type Value = [Option<&'de RawValue>; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = [None; N];
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.iter().position(|k| *k == key) {
+                Some(i) => out[i] = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +207,19 @@ routes:
         }
         // The events do take different ways: the comparison is not vacuous.
         assert!(outcomes.len() >= 3, "{outcomes:?}");
+    }
+
+    #[test]
+    fn raw_members_borrow_the_wanted_values_last_one_wins() {
+        let text = r#"{"a": {"x": [1, 2]}, "b\u0022": "q", "c": 1, "a": "again", "d": null}"#;
+        let [a, quote, c, missing] = raw_members(text, &["a", "b\"", "c", "z"]).unwrap();
+        assert_eq!(a.map(RawValue::get), Some(r#""again""#));
+        assert_eq!(quote.map(RawValue::get), Some(r#""q""#));
+        assert_eq!(c.map(RawValue::get), Some("1"));
+        assert!(missing.is_none());
+        assert!(raw_members("[1]", &["a"]).is_none());
+        assert!(raw_members("\"a\"", &["a"]).is_none());
+        assert!(raw_members("{}", &["a"]).is_some_and(|[a]| a.is_none()));
     }
 
     #[test]

@@ -7,9 +7,14 @@
 //! never came, the tracker still understands it, and a repeated fact (the
 //! same return twice) changes nothing. `saltutil.find_job` jobs are never
 //! tracked themselves: they are the master's polls about another job.
+//!
+//! The data is read member by member: see [`JobData`].
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use super::data::JobData;
 use crate::event::Event;
 use crate::salt::jid::is_bare_jid;
 
@@ -20,42 +25,36 @@ const FIND_JOB: &str = "saltutil.find_job";
 pub(super) enum JobEvent<'a> {
     /// A minion job was published: its data has `minions` (and usually
     /// `missing`, `fun`, `arg`, `tgt`, `tgt_type`, `user`).
-    Announced {
-        jid: String,
-        data: &'a Map<String, Value>,
-    },
+    Announced { jid: String, data: JobData<'a> },
     /// Minion `id` returned job `jid`.
     Returned {
         jid: String,
-        id: &'a str,
-        data: &'a Map<String, Value>,
+        id: Cow<'a, str>,
+        data: JobData<'a>,
     },
     /// The master asked `minions` whether they still run job `target`.
     FindJobAsked {
         target: String,
-        minions: Vec<&'a str>,
+        minions: Vec<String>,
     },
     /// Minion `id` answered a `find_job` poll about job `target`.
     FindJobAnswered {
         target: String,
-        id: &'a str,
+        id: Cow<'a, str>,
         running: bool,
     },
     /// A runner job started on the master.
-    RunnerStarted {
-        jid: String,
-        data: &'a Map<String, Value>,
-    },
+    RunnerStarted { jid: String, data: JobData<'a> },
     /// A runner job ended.
-    RunnerReturned {
-        jid: String,
-        data: &'a Map<String, Value>,
-    },
+    RunnerReturned { jid: String, data: JobData<'a> },
+    /// A job event a minion fired itself (`cmd: _minion_event`): ignored
+    /// (see `limits`).
+    FiredByMinion,
     /// Nothing the tracker follows.
     Other,
 }
 
-/// Reads `ev`. The data is parsed only for tags that can be job events.
+/// Reads `ev`. The data is read only for tags that can be job events.
 pub(super) fn classify(ev: &Event) -> JobEvent<'_> {
     let tag = ev.tag();
     if ev.is_own() {
@@ -90,17 +89,17 @@ pub(super) fn classify(ev: &Event) -> JobEvent<'_> {
     } else {
         return JobEvent::Other;
     };
-    let Some(data) = ev.data().as_object() else {
+    let Some(data) = JobData::of(ev) else {
         return JobEvent::Other;
     };
     let jid = || {
         if jid_from_tag.is_empty() {
-            data.get("jid").and_then(jid_text)
+            data.value("jid").as_deref().and_then(jid_text)
         } else {
             Some(jid_from_tag.to_owned())
         }
     };
-    match shape {
+    let event = match shape {
         Shape::RunNew(jid) => JobEvent::RunnerStarted {
             jid: jid.to_owned(),
             data,
@@ -110,55 +109,63 @@ pub(super) fn classify(ev: &Event) -> JobEvent<'_> {
             data,
         },
         Shape::New => announced(jid(), data),
-        Shape::Ret(id) => returned(jid(), id, data),
+        Shape::Ret(id) => returned(jid(), Cow::Borrowed(id), data),
         Shape::BareJid => {
-            if data.contains_key("return") {
-                match data.get("id").and_then(Value::as_str) {
+            if data.has("return") {
+                match data.str("id") {
                     Some(id) if !id.is_empty() => returned(jid(), id, data),
                     _ => JobEvent::Other,
                 }
-            } else if data.contains_key("minions") {
+            } else if data.has("minions") {
                 announced(jid(), data)
             } else {
                 JobEvent::Other
             }
         }
+    };
+    if !matches!(event, JobEvent::Other) && ev.fired_by_minion() {
+        // Only the master announces and ends jobs (see `limits`).
+        return JobEvent::FiredByMinion;
     }
+    event
 }
 
-fn announced(jid: Option<String>, data: &Map<String, Value>) -> JobEvent<'_> {
+fn announced(jid: Option<String>, data: JobData<'_>) -> JobEvent<'_> {
     let Some(jid) = jid else {
         return JobEvent::Other;
     };
-    if data.get("fun").and_then(Value::as_str) == Some(FIND_JOB) {
-        let Some(target) = first_arg(data.get("arg")) else {
+    if data.str("fun").as_deref() == Some(FIND_JOB) {
+        let Some(target) = first_arg(data.value("arg").as_deref()) else {
             return JobEvent::Other;
         };
-        let minions = strings(data.get("minions"));
+        let minions = strings(data.value("minions").as_deref())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         return JobEvent::FindJobAsked { target, minions };
     }
-    if !data.contains_key("minions") {
+    if !data.has("minions") {
         return JobEvent::Other;
     }
     JobEvent::Announced { jid, data }
 }
 
-fn returned<'a>(jid: Option<String>, id: &'a str, data: &'a Map<String, Value>) -> JobEvent<'a> {
+fn returned<'a>(jid: Option<String>, id: Cow<'a, str>, data: JobData<'a>) -> JobEvent<'a> {
     let Some(jid) = jid else {
         return JobEvent::Other;
     };
-    if data.get("fun").and_then(Value::as_str) == Some(FIND_JOB) {
-        let ret = data.get("return").unwrap_or(&Value::Null);
-        let target = first_arg(data.get("fun_args"))
+    if data.str("fun").as_deref() == Some(FIND_JOB) {
+        let ret = data.value("return").unwrap_or(Cow::Owned(Value::Null));
+        let target = first_arg(data.value("fun_args").as_deref())
             .or_else(|| ret.get("jid").and_then(jid_text))
-            .or_else(|| first_arg(data.get("arg")));
+            .or_else(|| first_arg(data.value("arg").as_deref()));
         let Some(target) = target else {
             return JobEvent::Other;
         };
         return JobEvent::FindJobAnswered {
             target,
             id,
-            running: still_running(ret),
+            running: still_running(&ret),
         };
     }
     JobEvent::Returned { jid, id, data }

@@ -2,7 +2,11 @@
 //! the return arrives, so an open job holds a few hundred bytes per minion
 //! whatever the minions returned.
 
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use serde_json::{json, Value};
+
+use super::data::JobData;
 
 use crate::salt::returns::{
     is_state_fun, return_text, state_results, truncate, StateCounts, StateResult,
@@ -40,18 +44,23 @@ pub(super) struct StateDigest {
 impl ReturnDigest {
     /// Digests a return's data; `fun` is the job's function (the return's
     /// own `fun` when the job's is unknown).
-    pub fn of(data: &Map<String, Value>, fun: &str) -> ReturnDigest {
+    pub fn of(data: &JobData<'_>, fun: &str) -> ReturnDigest {
+        let own_fun;
         let fun = match fun {
-            "" => data.get("fun").and_then(Value::as_str).unwrap_or_default(),
+            "" => {
+                own_fun = data.str("fun");
+                own_fun.as_deref().unwrap_or_default()
+            }
             f => f,
         };
-        let salt_success = data.get("success").and_then(Value::as_bool);
-        let retcode = data.get("retcode").and_then(Value::as_i64);
-        let ret = data.get("return").unwrap_or(&Value::Null);
+        let salt_success = data.bool("success");
+        let retcode = data.i64("retcode");
         let mut states = None;
         let mut errors = Vec::new();
+        // Only a state run's return is read (and so parsed).
         if is_state_fun(fun) {
-            match (state_results(ret), ret) {
+            let ret = data.value("return").unwrap_or(Cow::Owned(Value::Null));
+            match (state_results(&ret), &*ret) {
                 (Some(results), _) => states = Some(StateDigest::of(&results)),
                 (None, Value::Array(items)) => {
                     errors = items
@@ -70,10 +79,7 @@ impl ReturnDigest {
                 && !states_failed
                 && errors.is_empty(),
             retcode,
-            stamp: data
-                .get("_stamp")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            stamp: data.str("_stamp").map(Cow::into_owned),
             states,
             errors,
         }

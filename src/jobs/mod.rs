@@ -32,6 +32,7 @@
 
 mod classify;
 mod config;
+mod data;
 mod digest;
 mod job;
 pub mod limits;

@@ -319,3 +319,93 @@ fn a_syndics_announcement_replaces_the_syndic_by_its_minions() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].data()["counts"]["returned"], 1);
 }
+
+/// The event as the decoder makes it: JSON text, not yet parsed.
+fn unparsed(e: &Event) -> Event {
+    Event::new(
+        e.tag().to_owned(),
+        crate::event::JsonText::trusted(e.data_json().to_owned()),
+        e.received_at(),
+        Arc::from(e.source()),
+        None,
+    )
+}
+
+/// The tracker reads only some members of unparsed data (`classify`): it
+/// summarises every kind of job as it does from data already parsed.
+#[test]
+fn unparsed_data_gives_the_summaries_parsed_data_gives() {
+    let state_ret = |id: &str, result: bool| {
+        ev(
+            &format!("salt/job/3/ret/{id}"),
+            json!({"id": id, "fun": "state.apply", "success": true, "retcode": 0,
+                   "_stamp": "2026-11-26T13:00:02.000000",
+                   "return": {"file_|-x_|-/etc/x_|-managed": {"result": result, "changes": {"diff": "+"},
+                       "comment": "  done  ", "name": "/etc/x", "__id__": "x", "__run_num__": 0}}}),
+        )
+    };
+    let jid = "20150227111546144547";
+    let events = vec![
+        new("1", "test.ping", &["a", "b", "c\"q"]),
+        ret("1", "a", 0),
+        ret("1", "b", 2),
+        find_job_new("2", "1", &["c\"q"]),
+        find_job_ret("2", "1", "c\"q", true),
+        ev(
+            "salt/job/1/ret/x",
+            json!({"cmd": "_minion_event", "id": "x", "return": true}),
+        ),
+        new("3", "state.apply", &["a", "b", "d"]),
+        state_ret("a", true),
+        state_ret("b", false),
+        ev(
+            "salt/job/3/ret/d",
+            json!({"id": "d", "fun": "state.apply", "success": true,
+            "return": ["Rendering SLS 'base:x' failed: bad"], "retcode": 0}),
+        ),
+        ev(
+            jid,
+            json!({"minions": ["a"], "_stamp": "2015-02-27T11:15:46.145663"}),
+        ),
+        ev(
+            "new_job",
+            json!({"jid": jid, "fun": "test.\u{e9}cho", "arg": ["x"], "tgt": "*",
+            "minions": ["a"], "missing": ["z"], "_stamp": "2015-02-27T11:15:46.147099"}),
+        ),
+        ev(
+            jid,
+            json!({"jid": jid, "id": "a", "fun": "test.echo", "return": "x",
+            "retcode": 1.5, "success": "yes", "_stamp": "2015-02-27T11:15:46.216332"}),
+        ),
+        ev(
+            "salt/run/4/new",
+            json!({"fun": "runner.jobs.list_jobs", "fun_args": [{"a": 1}],
+            "user": "root", "_stamp": "2026-11-26T13:00:00.000000"}),
+        ),
+        ev(
+            "salt/run/4/ret",
+            json!({"fun": "runner.jobs.list_jobs", "success": false,
+            "return": {"x": 1}, "_stamp": "2026-11-26T13:00:03.000000"}),
+        ),
+        new("5", "cmd.run", &["a", "b"]),
+        ret("5", "a", 0),
+        ev("salt/job/6/new", json!("not an object")),
+    ];
+    let run = |events: Vec<Event>| {
+        let mut t = tracker();
+        let t0 = Instant::now();
+        let mut out: Vec<Value> = Vec::new();
+        for e in &events {
+            out.extend(t.push(e, t0).iter().map(|s| s.data().clone()));
+        }
+        out.extend(t.flush().iter().map(|s| s.data().clone()));
+        (out, t.counts())
+    };
+    let unparsed_events = events.iter().map(unparsed).collect();
+    let (parsed, parsed_counts) = run(events);
+    let (raw, raw_counts) = run(unparsed_events);
+    assert_eq!(parsed.len(), 5, "{parsed:#?}");
+    assert_eq!(parsed_counts.minion_fired, 1);
+    assert_eq!(parsed, raw);
+    assert_eq!(parsed_counts, raw_counts);
+}

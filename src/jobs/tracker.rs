@@ -3,13 +3,15 @@
 //! summarised, so that a late legacy twin of an announcement does not open
 //! the job again.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::classify::{classify, strings, JobEvent};
+use super::data::JobData;
 use super::digest::ReturnDigest;
 use super::job::{FindJob, Job};
 use super::limits;
@@ -134,22 +136,18 @@ impl JobTracker {
         if !self.cfg.enabled {
             return;
         }
-        let event = classify(ev);
-        if !matches!(event, JobEvent::Other) && ev.fired_by_minion() {
-            // Only the master announces and ends jobs (see `limits`).
-            self.minion_fired += 1;
-            return;
-        }
-        match event {
-            JobEvent::Announced { jid, data } => self.announce(jid, data, ev, now, out),
+        match classify(ev) {
+            JobEvent::FiredByMinion => self.minion_fired += 1,
+            JobEvent::Announced { jid, data } => self.announce(jid, &data, ev, now, out),
             JobEvent::Returned { jid, id, data } => {
+                let id = id.as_ref();
                 let Some(job) = self.jobs.get_mut(jid.as_str()) else {
                     return;
                 };
                 if job.minions.get(id).is_some_and(|m| m.ret.is_some()) {
                     return;
                 }
-                let digest = ReturnDigest::of(data, &job.fun);
+                let digest = ReturnDigest::of(&data, &job.fun);
                 // An expected minion's entry is paid for; its digest is not.
                 let paid = match job.minions.contains_key(id) {
                     true => limits::minion_bytes(id, None),
@@ -176,7 +174,7 @@ impl JobTracker {
                 job.find_job_polls += 1;
                 for id in minions {
                     // The last answer stands until a new one comes.
-                    if let Some(m) = job.minions.get_mut(id) {
+                    if let Some(m) = job.minions.get_mut(&id) {
                         if m.ret.is_none() && m.find_job.is_none() {
                             m.find_job = Some(FindJob::NoAnswer);
                         }
@@ -190,6 +188,7 @@ impl JobTracker {
                 id,
                 running,
             } => {
+                let id = id.as_ref();
                 let until = later(now, self.cfg.running_grace());
                 let Some(job) = self.jobs.get_mut(target.as_str()) else {
                     return;
@@ -225,14 +224,14 @@ impl JobTracker {
                 if !self.jobs.contains_key(jid.as_str()) && !self.closed_set.contains(jid.as_str())
                 {
                     let cost = limits::job_bytes(ev, 0);
-                    if let Some(job) = self.open(jid, true, data, ev, now, cost, out) {
-                        job.arg = data.get("fun_args").cloned().unwrap_or(Value::Null);
+                    if let Some(job) = self.open(jid, true, &data, ev, now, cost, out) {
+                        job.arg = data.owned("fun_args");
                     }
                 }
             }
             JobEvent::RunnerReturned { jid, data } => {
                 if let Some(job) = self.jobs.get_mut(jid.as_str()) {
-                    job.runner_ret = Some(ReturnDigest::of(data, &job.fun));
+                    job.runner_ret = Some(ReturnDigest::of(&data, &job.fun));
                     out.push(self.close(&jid, Closed::Returned));
                 }
             }
@@ -350,7 +349,7 @@ impl JobTracker {
     fn announce(
         &mut self,
         jid: String,
-        data: &Map<String, Value>,
+        data: &JobData<'_>,
         ev: &Event,
         now: Instant,
         out: &mut Vec<Event>,
@@ -358,7 +357,9 @@ impl JobTracker {
         if self.closed_set.contains(jid.as_str()) {
             return;
         }
-        let listed = strings(data.get("minions")).len();
+        let minions = data.value("minions");
+        let minions = strings(minions.as_deref());
+        let listed = minions.len();
         let opened = !self.jobs.contains_key(jid.as_str());
         if opened {
             let cost = limits::job_bytes(ev, listed);
@@ -375,8 +376,8 @@ impl JobTracker {
         };
         // A second announcement (a legacy twin released late) only adds.
         if job.fun.is_empty() {
-            if let Some(fun) = data.get("fun").and_then(Value::as_str) {
-                job.fun = fun.to_owned();
+            if let Some(fun) = data.str("fun") {
+                job.fun = fun.into_owned();
             }
         }
         for (field, key) in [
@@ -386,7 +387,7 @@ impl JobTracker {
             (&mut job.user, "user"),
         ] {
             if field.is_null() {
-                *field = data.get(key).cloned().unwrap_or(Value::Null);
+                *field = data.owned(key);
             }
         }
         // A syndic's relayed announcement (a master of masters): its
@@ -395,7 +396,7 @@ impl JobTracker {
             job.relayed_by(syndic);
         }
         let mut refused = 0u64;
-        for id in strings(data.get("minions")) {
+        for id in minions {
             if job.syndics.contains(id) {
                 continue;
             }
@@ -409,7 +410,8 @@ impl JobTracker {
             }
             job.expect(id);
         }
-        for id in strings(data.get("missing")) {
+        let missing = data.value("missing");
+        for id in strings(missing.as_deref()) {
             let paid = opened || job.minions.contains_key(id);
             let cost = limits::minion_bytes(id, None);
             if paid || admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
@@ -441,7 +443,7 @@ impl JobTracker {
         &mut self,
         jid: String,
         runner: bool,
-        data: &Map<String, Value>,
+        data: &JobData<'_>,
         ev: &Event,
         now: Instant,
         bytes: usize,
@@ -464,11 +466,7 @@ impl JobTracker {
             return None;
         }
         self.tracked_bytes += bytes;
-        let fun = data
-            .get("fun")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let fun = data.str("fun").unwrap_or_default().into_owned();
         let seq = self.next_seq;
         self.next_seq += 1;
         let deadline = now.checked_add(self.cfg.wait_for(&fun)).unwrap_or(now);
@@ -484,11 +482,8 @@ impl JobTracker {
             arg: Value::Null,
             tgt: Value::Null,
             tgt_type: Value::Null,
-            user: data.get("user").cloned().unwrap_or(Value::Null),
-            start: data
-                .get("_stamp")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            user: data.owned("user"),
+            start: data.str("_stamp").map(Cow::into_owned),
             minions: BTreeMap::new(),
             syndics: Default::default(),
             runner_ret: None,

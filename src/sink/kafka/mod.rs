@@ -1,6 +1,6 @@
 //! The Kafka sink: produces routed events to a Kafka topic through librdkafka.
 //!
-//! One `FutureProducer` is built per sink when the configuration is loaded and
+//! One producer is built per sink when the configuration is loaded and
 //! shared by every send; librdkafka batches, compresses and retries inside it.
 //! [`KafkaSink::send`] enqueues a whole batch in order, then waits for every
 //! delivery report, so a batch is acknowledged only when the broker has every
@@ -9,11 +9,21 @@
 //! retrying, or rejected for good (see `classify`). Record format and
 //! settings: docs/sinks-kafka.md.
 //!
+//! The producer is rdkafka's `ThreadedProducer`: a `BaseProducer` whose own
+//! thread polls librdkafka for delivery reports. Each report is filed under
+//! its batch (`acks`), whose task wakes once, when the last record of the
+//! batch is acknowledged; the records of a batch are built one after another
+//! into one reused [`Record`], which librdkafka copies. rdkafka's
+//! `FutureProducer`, used before, gave each record a boxed oneshot channel, a
+//! wake and a timer: 47 µs of CPU per event against 5.3 for a bare producer
+//! on the same broker (`scripts/bench`, issue 13).
+//!
 //! Files, as for every sink: `config` (settings and checks); the pure record
 //! builders `record` and `template`; `classify` (what an error means); here
-//! the transport. At shutdown the delivery worker calls [`KafkaSink::flush`]
-//! (through `Deliver::close`).
+//! and in `acks` the transport. At shutdown the delivery worker calls
+//! [`KafkaSink::flush`] (through `Deliver::close`).
 
+mod acks;
 mod classify;
 mod config;
 mod record;
@@ -25,12 +35,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::Timeout;
 
 pub use classify::{classify, classify_code, Class, REJECT, RETRY};
@@ -57,7 +66,9 @@ pub const BATCH_BYTES: usize = 16 << 20;
 /// order by one task, their acknowledgements awaited apart. librdkafka's
 /// idempotent producer keeps each partition's order with up to 5 requests
 /// in flight per broker, whatever this is; this only keeps its queue fed
-/// while earlier batches wait for their acks.
+/// while earlier batches wait for their acks. 32, and 64 with batches of
+/// at most 1 MiB, drained a backlog no faster than 8 (`scripts/bench --only
+/// kafka`, issue 13) and doubled the peak RSS.
 pub const BATCHES_IN_FLIGHT: usize = 8;
 
 /// How often a full local queue is tried again while a batch is enqueued.
@@ -67,7 +78,7 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(20);
 /// refused, the producer is replaced by a new one (see `after_send`).
 const REBUILD_AFTER_STALLED_SENDS: u32 = 3;
 
-type Kafka = FutureProducer<SinkContext>;
+type Kafka = ThreadedProducer<SinkContext>;
 
 /// A `type: kafka` sink.
 pub struct KafkaSink {
@@ -170,21 +181,29 @@ impl KafkaSink {
     /// future waits for their delivery reports (one outcome per record).
     pub async fn start_each(&self, batch: &[Outgoing]) -> KafkaAcks {
         let slot = Arc::clone(&self.slot);
+        if batch.is_empty() {
+            return Box::pin(std::future::ready(Vec::new()));
+        }
         let producer = slot.current_producer();
         let deadline = Instant::now() + slot.config.timeout;
+        let inflight = &producer.context().acks;
+        let registered = inflight.register(batch.len());
         // Enqueue in batch order; librdkafka keeps that order per partition.
-        let mut pending: Vec<Result<DeliveryFuture, SendError>> = Vec::with_capacity(batch.len());
-        for o in batch {
-            let queued = match self.records.build(o) {
-                Ok(rec) => enqueue(&producer, &rec, deadline).await,
+        let mut rec = Record::default();
+        for (i, o) in batch.iter().enumerate() {
+            let seq = registered.first.wrapping_add(i);
+            let queued = match self.records.build_into(o, &mut rec) {
+                Ok(()) => enqueue(&producer, &rec, seq, deadline).await,
                 Err(reason) => Err(SendError::reject(reason)),
             };
-            pending.push(queued);
+            if let Err(e) = queued {
+                inflight.report(seq, Err(e));
+            }
         }
         // Only a failure names its event: the events are kept for that.
         let events: Vec<Arc<Event>> = batch.iter().map(|o| Arc::clone(&o.event)).collect();
         Box::pin(async move {
-            let reports = slot.reports(pending, deadline).await;
+            let reports = slot.reports(&producer, registered, deadline).await;
             let outcomes: Vec<Result<(), SendError>> = reports
                 .into_iter()
                 .zip(&events)
@@ -242,25 +261,35 @@ impl ProducerSlot {
     /// grace only guards against a lost report.
     async fn reports(
         &self,
-        pending: Vec<Result<DeliveryFuture, SendError>>,
+        producer: &Kafka,
+        mut batch: acks::Registered,
         deadline: Instant,
     ) -> Vec<Result<(), SendError>> {
         let report_deadline = tokio::time::Instant::from_std(deadline + REPORT_GRACE);
-        join_all(pending.into_iter().map(|p| async move {
-            match p {
-                Ok(fut) => match tokio::time::timeout_at(report_deadline, fut).await {
-                    Ok(Ok(Ok(_delivery))) => Ok(()),
-                    Ok(Ok(Err((e, _msg)))) => Err(kafka_error(&e)),
-                    Ok(Err(_canceled)) => Err(SendError::retry("the producer was closed")),
-                    Err(_) => Err(SendError::retry(format!(
-                        "no delivery report within {}",
-                        humantime::format_duration(self.config.timeout + REPORT_GRACE)
-                    ))),
-                },
-                Err(e) => Err(e),
-            }
-        }))
-        .await
+        let outcomes = match tokio::time::timeout_at(report_deadline, &mut batch.done).await {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(_closed)) => Vec::new(),
+            // Completed meanwhile, or what came by the deadline.
+            Err(_) => match producer.context().acks.abandon(batch.first) {
+                Some(partial) => partial,
+                None => batch.done.await.unwrap_or_default(),
+            },
+        };
+        let missing = || {
+            SendError::retry(format!(
+                "no delivery report within {}",
+                humantime::format_duration(self.config.timeout + REPORT_GRACE)
+            ))
+        };
+        if outcomes.is_empty() {
+            // The producer's reports were dropped with it (not expected:
+            // this send holds the producer until now).
+            return vec![Err(SendError::retry("the producer was closed")); batch.len];
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(missing())))
+            .collect()
     }
 
     fn current_producer(&self) -> Arc<Kafka> {
@@ -352,12 +381,14 @@ impl ProducerSlot {
     }
 }
 
-/// Hands one record to librdkafka, waiting (until `deadline`) while its local queue is full.
+/// Hands one record to librdkafka as record `seq` of its producer, waiting
+/// (until `deadline`) while its local queue is full.
 async fn enqueue(
     producer: &Kafka,
     rec: &Record,
+    seq: usize,
     deadline: Instant,
-) -> Result<DeliveryFuture, SendError> {
+) -> Result<(), SendError> {
     loop {
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in &rec.headers {
@@ -366,12 +397,12 @@ async fn enqueue(
                 value: Some(v.as_str()),
             });
         }
-        let record = FutureRecord::to(&rec.topic)
+        let record = BaseRecord::with_opaque_to(&rec.topic, seq)
             .key(rec.key.as_str())
             .payload(rec.payload.as_slice())
             .headers(headers);
-        match producer.send_result(record) {
-            Ok(fut) => return Ok(fut),
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
                 if Instant::now() < deadline =>
             {
@@ -395,6 +426,7 @@ fn build_producer(name: &str, config: &KafkaConfig) -> Result<Kafka, SinkConfigE
         .set_log_level(log_level())
         .create_with_context(SinkContext {
             sink: name.to_string(),
+            acks: acks::Inflight::default(),
         })
         .map_err(|e| config.librdkafka_error(name, e))
 }
@@ -411,10 +443,25 @@ fn log_level() -> RDKafkaLogLevel {
     }
 }
 
-/// Sends librdkafka's logs and global errors to `tracing`, with the sink's name.
-#[derive(Debug, Clone)]
+/// Sends librdkafka's logs and global errors to `tracing`, with the sink's
+/// name, and files its delivery reports under their batches.
+#[derive(Debug)]
 pub struct SinkContext {
     sink: String,
+    acks: acks::Inflight,
+}
+
+impl ProducerContext for SinkContext {
+    /// The record's sequence number on its producer (see `acks`).
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(kafka_error(e)),
+        };
+        self.acks.report(seq, outcome);
+    }
 }
 
 impl ClientContext for SinkContext {

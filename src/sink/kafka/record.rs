@@ -9,15 +9,13 @@
 //! stay in order. A record that cannot be built (a template error, a topic
 //! name Kafka would refuse) is an error for that record alone.
 
-use std::sync::LazyLock;
-use std::time::SystemTime;
-
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::config::KafkaConfig;
 use super::template::{Template, Templates};
 use crate::event::json::write_str;
-use crate::event::partial::WantedKeys;
+use crate::event::partial::raw_members;
 use crate::event::trace::trace_context;
 use crate::outgoing::Outgoing;
 use crate::salt::Fnmatch;
@@ -29,18 +27,6 @@ use crate::sink::SinkConfigError;
 /// chooses its tags: the tag is whole in the payload, the header is for
 /// routing and filtering, as the webhook's `max_header_bytes`.
 pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
-
-/// `s` cut to [`MAX_HEADER_VALUE_BYTES`] on a character boundary.
-fn bounded(s: &str) -> String {
-    if s.len() <= MAX_HEADER_VALUE_BYTES {
-        return s.to_owned();
-    }
-    let mut end = MAX_HEADER_VALUE_BYTES - 3;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
 
 /// The headers every record carries.
 pub const HEADER_TAG: &str = "saltbridge-tag";
@@ -54,7 +40,7 @@ pub const HEADER_SYNDIC: &str = "saltbridge-syndic";
 const MAX_TOPIC_LEN: usize = 249;
 
 /// One record ready for the producer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     pub topic: String,
     pub key: String,
@@ -111,55 +97,112 @@ impl RecordBuilder {
 
     /// The record for `out`, or why it cannot be produced.
     pub fn build(&self, out: &Outgoing) -> Result<Record, String> {
+        let mut rec = Record::default();
+        self.build_into(out, &mut rec)?;
+        Ok(rec)
+    }
+
+    /// [`build`](Self::build) into `rec`, reusing its buffers: the sink
+    /// builds a batch's records one after another into one `Record`, which
+    /// librdkafka copies, so a record costs no allocation of its own once
+    /// the buffers have grown (the template renders and `format:
+    /// cloudevents` excepted). On error `rec` holds a partial record.
+    pub fn build_into(&self, out: &Outgoing, rec: &mut Record) -> Result<(), String> {
         let mut ctx = None;
         let render = |t: &Template, what: &str, ctx: &mut Option<minijinja::Value>| {
             self.templates
                 .render(t, out, ctx)
                 .map_err(|e| format!("{what} template failed: {e}"))
         };
-        let topic = render(&self.topic, "topic", &mut ctx)?;
-        check_topic(&topic)?;
-        let key = match &self.key {
-            Some(t) => render(t, "key", &mut ctx)?,
-            None => default_key(out, &self.job_return),
-        };
+        rec.topic.clear();
+        match &self.topic {
+            Template::Literal(t) => rec.topic.push_str(t),
+            t => rec.topic.push_str(&render(t, "topic", &mut ctx)?),
+        }
+        check_topic(&rec.topic)?;
+        rec.key.clear();
+        match &self.key {
+            Some(t) => rec.key.push_str(&render(t, "key", &mut ctx)?),
+            None => default_key_into(out, &self.job_return, &mut rec.key),
+        }
         let ev = &out.event;
-        let mut headers = Vec::with_capacity(4 + self.headers.len());
-        headers.push((HEADER_TAG.to_string(), bounded(ev.tag())));
-        headers.push((HEADER_KEY.to_string(), out.key().to_owned()));
-        headers.push((HEADER_MASTER.to_string(), bounded(out.master())));
-        headers.push((HEADER_ROUTE.to_string(), out.route.to_string()));
+        let mut headers = HeaderWriter::new(&mut rec.headers);
+        headers.push_bounded(HEADER_TAG, ev.tag());
+        headers.push(HEADER_KEY, out.key());
+        headers.push_bounded(HEADER_MASTER, out.master());
+        headers.push(HEADER_ROUTE, &out.route);
         if let Some(syndic) = ev.provenance().syndic.as_deref() {
-            headers.push((HEADER_SYNDIC.to_string(), bounded(syndic)));
+            headers.push_bounded(HEADER_SYNDIC, syndic);
         }
         for (name, t) in &self.headers {
             let v = render(t, &format!("header {name}"), &mut ctx)?;
-            headers.push((name.clone(), bounded(&v)));
+            headers.push_bounded(name, &v);
         }
-        trace_headers(&mut headers, out);
-        let payload = if let Some(ce) = &self.cloudevents {
-            cloudevents_record(ce, out, &mut headers)
+        if let Some(t) = trace_context(out.event.data_json()) {
+            headers.push("traceparent", &t.traceparent);
+            if let Some(state) = t.tracestate {
+                headers.push("tracestate", &state);
+            }
+        }
+        rec.payload.clear();
+        if let Some(ce) = &self.cloudevents {
+            cloudevents_record(ce, out, &mut headers, &mut rec.payload);
         } else if self.msgpack {
-            msgpack_payload(out)
+            write_msgpack_payload(out, &mut rec.payload);
         } else {
-            json_payload(out)
-        };
-        Ok(Record {
-            topic,
-            key,
-            headers,
-            payload,
-        })
+            write_json_payload(out, &mut rec.payload);
+        }
+        headers.finish();
+        Ok(())
     }
 }
 
-/// W3C `traceparent` and `tracestate` headers from the event's data, when valid.
-fn trace_headers(headers: &mut Vec<(String, String)>, out: &Outgoing) {
-    if let Some(t) = trace_context(out.event.data_json()) {
-        headers.push(("traceparent".into(), t.traceparent));
-        if let Some(state) = t.tracestate {
-            headers.push(("tracestate".into(), state));
+/// Writes a record's headers over the ones a reused `Record` holds, reusing
+/// their strings; [`finish`](Self::finish) drops those left over.
+struct HeaderWriter<'r> {
+    headers: &'r mut Vec<(String, String)>,
+    used: usize,
+}
+
+impl<'r> HeaderWriter<'r> {
+    fn new(headers: &'r mut Vec<(String, String)>) -> Self {
+        HeaderWriter { headers, used: 0 }
+    }
+
+    fn slot(&mut self, name: &str) -> &mut String {
+        if self.used == self.headers.len() {
+            self.headers.push((String::new(), String::new()));
         }
+        let (n, v) = &mut self.headers[self.used];
+        self.used += 1;
+        n.clear();
+        n.push_str(name);
+        v.clear();
+        v
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        self.slot(name).push_str(value);
+    }
+
+    /// A header whose value comes from event data: cut to
+    /// [`MAX_HEADER_VALUE_BYTES`] on a character boundary, ending in `...`.
+    fn push_bounded(&mut self, name: &str, value: &str) {
+        let v = self.slot(name);
+        if value.len() <= MAX_HEADER_VALUE_BYTES {
+            v.push_str(value);
+            return;
+        }
+        let mut end = MAX_HEADER_VALUE_BYTES - 3;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        v.push_str(&value[..end]);
+        v.push_str("...");
+    }
+
+    fn finish(self) {
+        self.headers.truncate(self.used);
     }
 }
 
@@ -169,46 +212,47 @@ fn trace_headers(headers: &mut Vec<(String, String)>, out: &Outgoing) {
 fn cloudevents_record(
     ce: &CloudEventsConfig,
     out: &Outgoing,
-    headers: &mut Vec<(String, String)>,
-) -> Vec<u8> {
+    headers: &mut HeaderWriter<'_>,
+    payload: &mut Vec<u8>,
+) {
     if ce.mode == Mode::Binary {
         let attrs = Attributes::of(out, ce.source.as_deref());
-        headers.push(("content-type".into(), "application/json".into()));
+        headers.push("content-type", "application/json");
         for (name, value) in attrs.pairs() {
-            headers.push((format!("ce_{name}"), bounded(value)));
+            headers.push_bounded(&format!("ce_{name}"), value);
         }
-        return out.event.data_json().as_bytes().to_vec();
+        payload.extend_from_slice(out.event.data_json().as_bytes());
+        return;
     }
-    headers.push((
-        "content-type".into(),
-        format!("{}; charset=UTF-8", cloudevents::STRUCTURED_CONTENT_TYPE),
-    ));
-    let mut buf = Vec::with_capacity(out.event.data_json().len() + 400);
-    cloudevents::write_event(&mut buf, out, ce.source.as_deref());
-    buf
+    headers.push(
+        "content-type",
+        &format!("{}; charset=UTF-8", cloudevents::STRUCTURED_CONTENT_TYPE),
+    );
+    payload.reserve(out.event.data_json().len() + 400);
+    cloudevents::write_event(payload, out, ce.source.as_deref());
 }
 
-/// The default key: the minion id of a job return, else the jid, else the tag.
-pub fn default_key(out: &Outgoing, job_return: &Fnmatch) -> String {
-    // Only `id` and `jid` are read: parsing all of a 5 KB return for them
-    // cost more than the rest of the record (scripts/bench, Kafka rows).
-    static KEY_FIELDS: LazyLock<WantedKeys> =
-        LazyLock::new(|| WantedKeys::new(vec!["id".into(), "jid".into()]));
+/// The default key, appended to `key`: the minion id of a job return, else
+/// the jid, else the tag.
+fn default_key_into(out: &Outgoing, job_return: &Fnmatch, key: &mut String) {
     let ev = &out.event;
-    let picked;
-    let data = match ev.data_if_parsed() {
-        Some(whole) => whole,
-        None => {
-            picked = KEY_FIELDS.parse(ev.data_json());
-            &picked
+    let is_return = job_return.is_match(ev.tag());
+    if let Some(whole) = ev.data_if_parsed() {
+        let id = is_return.then(|| whole.get("id")).flatten();
+        match scalar_text(id).or_else(|| scalar_text(whole.get("jid"))) {
+            Some(k) => key.push_str(&k),
+            None => key.push_str(ev.tag()),
         }
-    };
-    if job_return.is_match(ev.tag()) {
-        if let Some(id) = scalar_text(data.get("id")) {
-            return id;
-        }
+        return;
     }
-    scalar_text(data.get("jid")).unwrap_or_else(|| ev.tag().to_string())
+    // Only `id` and `jid` are read, from their raw text: parsing all of a
+    // 5 KB return for them cost more than the rest of the record
+    // (scripts/bench, Kafka rows).
+    let [id, jid] = raw_members(ev.data_json(), &["id", "jid"]).unwrap_or([None, None]);
+    let id = id.filter(|_| is_return);
+    if !(raw_scalar_into(id, key) || raw_scalar_into(jid, key)) {
+        key.push_str(ev.tag());
+    }
 }
 
 /// A string or a number as text (jids can be integers); anything else is absent.
@@ -217,6 +261,28 @@ fn scalar_text(v: Option<&Value>) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// [`scalar_text`] of a raw JSON value, appended to `out`; false when absent.
+fn raw_scalar_into(v: Option<&RawValue>, out: &mut String) -> bool {
+    let Some(raw) = v.map(RawValue::get) else {
+        return false;
+    };
+    if let Ok(s) = serde_json::from_str::<&str>(raw) {
+        out.push_str(s);
+        return !s.is_empty();
+    }
+    match serde_json::from_str::<Value>(raw)
+        .ok()
+        .as_ref()
+        .and_then(|v| scalar_text(Some(v)))
+    {
+        Some(text) => {
+            out.push_str(&text);
+            true
+        }
+        None => false,
     }
 }
 
@@ -240,39 +306,46 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
 
 /// `{"tag","data","key","route","received_at","source"}` with `data` spliced in as decoded.
 pub fn json_payload(out: &Outgoing) -> Vec<u8> {
-    let ev = &out.event;
-    let data = ev.data_json();
-    let mut buf = Vec::with_capacity(data.len() + ev.tag().len() + out.route.len() + 160);
-    buf.extend_from_slice(b"{\"tag\":");
-    write_str(&mut buf, ev.tag());
-    buf.extend_from_slice(b",\"data\":");
-    buf.extend_from_slice(data.as_bytes());
-    buf.extend_from_slice(b",\"key\":");
-    write_str(&mut buf, out.key());
-    buf.extend_from_slice(b",\"route\":");
-    write_str(&mut buf, &out.route);
-    buf.extend_from_slice(b",\"received_at\":");
-    write_str(&mut buf, &rfc3339(ev.received_at()));
-    buf.extend_from_slice(b",\"source\":");
-    write_str(&mut buf, ev.source());
-    buf.push(b'}');
+    let mut buf = Vec::new();
+    write_json_payload(out, &mut buf);
     buf
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_micros(t).to_string()
+/// [`json_payload`], appended to `buf`.
+fn write_json_payload(out: &Outgoing, buf: &mut Vec<u8>) {
+    use std::io::Write;
+    let ev = &out.event;
+    let data = ev.data_json();
+    buf.reserve(data.len() + ev.tag().len() + out.route.len() + 160);
+    buf.extend_from_slice(b"{\"tag\":");
+    write_str(buf, ev.tag());
+    buf.extend_from_slice(b",\"data\":");
+    buf.extend_from_slice(data.as_bytes());
+    buf.extend_from_slice(b",\"key\":");
+    write_str(buf, out.key());
+    buf.extend_from_slice(b",\"route\":");
+    write_str(buf, &out.route);
+    // RFC 3339 has nothing to escape in JSON; written without a String.
+    let at = humantime::format_rfc3339_micros(ev.received_at());
+    let _ = write!(buf, ",\"received_at\":\"{at}\"");
+    buf.extend_from_slice(b",\"source\":");
+    write_str(buf, ev.source());
+    buf.push(b'}');
 }
 
 /// Salt's own msgpack bytes of the data when the event came off the bus,
 /// else the data packed from its JSON form.
 pub fn msgpack_payload(out: &Outgoing) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write_msgpack_payload(out, &mut buf);
+    buf
+}
+
+/// [`msgpack_payload`], appended to `buf`.
+fn write_msgpack_payload(out: &Outgoing, buf: &mut Vec<u8>) {
     match out.event.raw() {
-        Some(raw) => raw.msgpack_data().to_vec(),
-        None => {
-            let mut buf = Vec::new();
-            write_msgpack(&mut buf, out.event.data());
-            buf
-        }
+        Some(raw) => buf.extend_from_slice(raw.msgpack_data()),
+        None => write_msgpack(buf, out.event.data()),
     }
 }
 
@@ -321,6 +394,7 @@ mod tests {
     use crate::Event;
     use serde_json::json;
     use std::sync::Arc;
+    use std::time::SystemTime;
 
     fn out(tag: &str, data: Value) -> Outgoing {
         Outgoing::new(
@@ -353,6 +427,52 @@ mod tests {
         assert_eq!(b.build(&int_jid).unwrap().key, "2026112613564696581");
         let start = out("salt/minion/web-01/start", json!({"id": "web-01"}));
         assert_eq!(b.build(&start).unwrap().key, "salt/minion/web-01/start");
+    }
+
+    /// A record built into a reused `Record`, from data not yet parsed, is
+    /// the record built afresh from parsed data.
+    #[test]
+    fn reused_buffers_and_unparsed_data_give_the_same_records() {
+        let unparsed = |o: &Outgoing| {
+            let e = &o.event;
+            let ev = Event::new(
+                e.tag().to_owned(),
+                crate::event::JsonText::trusted(e.data_json().to_owned()),
+                e.received_at(),
+                Arc::from(e.source()),
+                None,
+            );
+            Outgoing::new(ev, "r1")
+        };
+        let long_tag = format!("salt/job/1/ret/{}", "é".repeat(700));
+        let outs = [
+            out(
+                "salt/job/1/ret/web-01",
+                json!({"id": "web-\"01", "jid": "1", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
+            ),
+            out(
+                "salt/job/1/new",
+                json!({"jid": 2026112613564696581u64, "id": "x"}),
+            ),
+            out("salt/job/1/ret/a", json!({"id": "", "jid": 1.5})),
+            out(&long_tag, json!({"id": 7})),
+            out("salt/minion/web-01/start", json!(["id"])),
+        ];
+        for extra in [
+            json!({}),
+            json!({"headers": {"x-fun": "{{ data.fun }}", "x-team": "ops"}}),
+            json!({"format": "cloudevents"}),
+            json!({"format": "cloudevents", "cloudevents": {"mode": "binary"}}),
+            json!({"payload": "msgpack"}),
+        ] {
+            let b = builder(extra.clone());
+            let mut reused = Record::default();
+            for o in &outs {
+                let fresh = b.build(o).unwrap();
+                b.build_into(&unparsed(o), &mut reused).unwrap();
+                assert_eq!(reused, fresh, "{extra} {}", o.event.tag());
+            }
+        }
     }
 
     #[test]
