@@ -48,11 +48,30 @@ impl SaltCluster {
             c.write_master(n)?;
             c.write_minion(n)?;
         }
-        for n in 1..=2 {
-            let dir = c.master_dir(n);
-            c.spawn("salt-master", &dir.join("etc"), &dir.join("console.log"))?;
-        }
         let deadline = Instant::now() + timeout;
+        // Master 1 first, until it has written the cluster's key pair and its
+        // peer key into the shared `cluster_pki_dir`: two masters starting
+        // at once both create `cluster.pem` (salt/crypt.py `_setup_keys`),
+        // and in runs under load master 2 then never started its cluster
+        // channel (its log stayed empty).
+        let m1 = c.master_dir(1);
+        c.spawn("salt-master", &m1.join("etc"), &m1.join("console.log"))?;
+        let shared = c.root.path().join("shared").join("pki");
+        let keys = [
+            shared.join("cluster.pem"),
+            shared.join("peers").join("127.0.0.1.pub"),
+        ];
+        while !keys.iter().all(|k| k.exists()) {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "master 1 never wrote the cluster keys into {}",
+                    shared.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let m2 = c.master_dir(2);
+        c.spawn("salt-master", &m2.join("etc"), &m2.join("console.log"))?;
         for n in 1..=2 {
             let log = c.master_dir(n).join("master.log");
             while !fs::read_to_string(&log)
@@ -70,9 +89,11 @@ impl SaltCluster {
                         )
                     };
                     return Err(io::Error::other(format!(
-                        "master {n} never became ready\n{}\n{}",
+                        "master {n} never became ready\n{}\n{}\n{}\n{}",
                         tail(1, "master.log"),
-                        tail(2, "master.log")
+                        tail(1, "console.log"),
+                        tail(2, "master.log"),
+                        tail(2, "console.log")
                     )));
                 }
                 std::thread::sleep(Duration::from_millis(200));
