@@ -65,29 +65,7 @@ pub fn interpolate_tracked(
                 break;
             };
             let name = &body[..end];
-            let (name, default) = match name.split_once(":-") {
-                Some((n, d)) if !n.starts_with("file:") => (n, Some(d)),
-                _ => (name, None),
-            };
-            let value = if let Some(path) = name.strip_prefix("file:") {
-                read_file(path)
-                    .map(|v| v.strip_suffix('\n').map(str::to_owned).unwrap_or(v))
-                    .map_err(|e| err(format!("`${{{name}}}`: cannot read {path}: {e}")))
-            } else if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                Err(err(format!(
-                    "`${{{name}}}`: expected ${{ENV_VAR}} or ${{file:/path}}"
-                )))
-            } else {
-                env(name)
-                    .or_else(|| default.map(str::to_owned))
-                    .ok_or_else(|| {
-                        err(format!(
-                            "environment variable {name} is not set (used as `${{{name}}}`)"
-                        ))
-                    })
-            };
+            let value = lookup(name, &env, &read_file).map_err(err);
             match value {
                 Ok(v) if v.contains('\n') => {
                     errors.push(err(format!("`${{{name}}}`: the value spans several lines")))
@@ -109,6 +87,34 @@ pub fn interpolate_tracked(
         Ok((out, redactor))
     } else {
         Err(errors)
+    }
+}
+
+/// The value of `${name}` (`VAR`, `VAR:-default` or `file:/path`), or
+/// what is wrong with it.
+fn lookup(
+    name: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    read_file: &impl Fn(&str) -> std::io::Result<String>,
+) -> Result<String, String> {
+    let (name, default) = match name.split_once(":-") {
+        Some((n, d)) if !n.starts_with("file:") => (n, Some(d)),
+        _ => (name, None),
+    };
+    if let Some(path) = name.strip_prefix("file:") {
+        read_file(path)
+            .map(|v| v.strip_suffix('\n').map(str::to_owned).unwrap_or(v))
+            .map_err(|e| format!("`${{{name}}}`: cannot read {path}: {e}"))
+    } else if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Err(format!(
+            "`${{{name}}}`: expected ${{ENV_VAR}} or ${{file:/path}}"
+        ))
+    } else {
+        env(name)
+            .or_else(|| default.map(str::to_owned))
+            .ok_or_else(|| {
+                format!("environment variable {name} is not set (used as `${{{name}}}`)")
+            })
     }
 }
 

@@ -158,16 +158,7 @@ impl Daemon {
             _state_lock,
         } = self;
         let spec = options.source.clone();
-        let routes: Vec<&str> = config.routes.route_names().collect();
-        tracing::info!(
-            source = %spec,
-            routes = %routes.join(", "),
-            sinks = %described.join(", "),
-            dead_letters = %dead.path().display(),
-            "saltbridge run: {} routes, {} sinks",
-            routes.len(),
-            described.len()
-        );
+        log_start(&spec, &config, &described, &dead);
         let (stop_source, source_stop) = ShutdownSignal::new();
         let reloads = spec
             .is_live()
@@ -191,16 +182,7 @@ impl Daemon {
         );
         let _metrics_server = serve_metrics(options.listen, observed).await;
         started(&spec, &src.stats);
-        let backfill = spec
-            .is_live()
-            .then(|| {
-                Backfill::for_master(
-                    config.backfill.clone(),
-                    config.masters.id.as_deref().map(Arc::from),
-                )
-            })
-            .flatten();
-        let mut pipeline = Pipeline::new(config, false).with_backfill(backfill);
+        let mut pipeline = pipeline_for(config, &spec);
         startup_gap(&mut pipeline, &mut router);
         // The stop signal is heard in every state: while reading, and after
         // a finite source's end while the sinks settle (a sink that is down
@@ -215,47 +197,15 @@ impl Daemon {
         )
         .await?;
         stop_source.trigger();
-        router.dispatch(pipeline.flush(Instant::now()));
-        router.flush();
-        if let Some(c) = router.checkpoints.as_mut() {
-            c.finish();
-        }
-        if let Some(l) = router.last_read.as_mut() {
-            l.store();
-        }
-        let jobs = pipeline.job_tracker().counts();
-        router.pipeline_stats.set_jobs(jobs);
-        let stopping = |stop_sinks: &ShutdownSignal| {
-            tracing::info!(timeout = ?options.shutdown_timeout, "stopping: finishing in-flight deliveries");
-            stop_sinks.trigger();
-        };
-        let mut stopped = end == End::Stopped;
-        if stopped {
-            stopping(&stop_sinks);
-        }
+        let jobs = finish_pipeline(&mut pipeline, &mut router);
         let source_stats = src.stats.clone();
-        // A source stuck in a read (stdin) is not waited for after a stop.
-        let mut source_error = None;
-        tokio::select! {
-            r = &mut src.task => source_error = r.ok().and_then(|r| r.err()).map(|e| e.to_string()),
-            _ = &mut stop, if !stopped => {
-                stopped = true;
-                stopping(&stop_sinks);
-                src.task.abort();
-            }
-            _ = tokio::time::sleep(STOP_SOURCE_WAIT), if stopped => src.task.abort(),
-        }
         let sinks = router.sink_stats();
-        drop(router);
-        let mut settled = futures_util::future::join_all(tasks);
-        tokio::select! {
-            _ = &mut settled => {}
-            _ = &mut stop, if !stopped => {
-                stopping(&stop_sinks);
-                settled.await;
-            }
-        }
-        drop(stop_sinks);
+        let settling = Settling {
+            stop_sinks,
+            timeout: options.shutdown_timeout,
+            stopped: end == End::Stopped,
+        };
+        let source_error = settling.settle(src.task, router, tasks, stop).await;
         Ok(Report {
             source: source_stats,
             sinks,
@@ -263,6 +213,105 @@ impl Daemon {
             jobs,
             source_error,
         })
+    }
+}
+
+/// The start-up line: the source, the routes and the sinks.
+fn log_start(spec: &SourceSpec, config: &Config, described: &[String], dead: &DeadLetters) {
+    let routes: Vec<&str> = config.routes.route_names().collect();
+    tracing::info!(
+        source = %spec,
+        routes = %routes.join(", "),
+        sinks = %described.join(", "),
+        dead_letters = %dead.path().display(),
+        "saltbridge run: {} routes, {} sinks",
+        routes.len(),
+        described.len()
+    );
+}
+
+/// The pipeline, with the master's job cache to backfill from when the
+/// source is a live bus.
+fn pipeline_for(config: Config, spec: &SourceSpec) -> Pipeline {
+    let backfill = spec
+        .is_live()
+        .then(|| {
+            Backfill::for_master(
+                config.backfill.clone(),
+                config.masters.id.as_deref().map(Arc::from),
+            )
+        })
+        .flatten();
+    Pipeline::new(config, false).with_backfill(backfill)
+}
+
+/// After the source's end: what the pipeline still holds goes to the
+/// spools, the cursor and the last-read time are stored; the tracker's
+/// counters are returned for the report.
+fn finish_pipeline(pipeline: &mut Pipeline, router: &mut Router) -> JobCounts {
+    router.dispatch(pipeline.flush(Instant::now()));
+    router.flush();
+    if let Some(c) = router.checkpoints.as_mut() {
+        c.finish();
+    }
+    if let Some(l) = router.last_read.as_mut() {
+        l.store();
+    }
+    let jobs = pipeline.job_tracker().counts();
+    router.pipeline_stats.set_jobs(jobs);
+    jobs
+}
+
+/// The end of a run: the source task and the sinks' workers settle, a
+/// stop signal (now or during the wait) gives in-flight deliveries
+/// `timeout` and leaves the rest in the spools.
+struct Settling {
+    stop_sinks: ShutdownSignal,
+    timeout: Duration,
+    /// A stop signal ended the reading (not the source's own end).
+    stopped: bool,
+}
+
+impl Settling {
+    fn stopping(&mut self) {
+        self.stopped = true;
+        tracing::info!(timeout = ?self.timeout, "stopping: finishing in-flight deliveries");
+        self.stop_sinks.trigger();
+    }
+
+    /// Returns why the source failed by itself, if it did. The router is
+    /// dropped once the source is done, which closes the spools.
+    async fn settle(
+        mut self,
+        mut source: tokio::task::JoinHandle<Result<(), source::SourceError>>,
+        router: Router,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+        mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Option<String> {
+        if self.stopped {
+            self.stopping();
+        }
+        // A source stuck in a read (stdin) is not waited for after a stop.
+        let mut source_error = None;
+        tokio::select! {
+            r = &mut source => source_error = r.ok().and_then(|r| r.err()).map(|e| e.to_string()),
+            _ = &mut stop, if !self.stopped => {
+                self.stopping();
+                source.abort();
+            }
+            _ = tokio::time::sleep(STOP_SOURCE_WAIT), if self.stopped => source.abort(),
+        }
+        // The spools close once the source is done: the workers then end.
+        drop(router);
+        let mut settled = futures_util::future::join_all(tasks);
+        tokio::select! {
+            _ = &mut settled => {}
+            _ = &mut stop, if !self.stopped => {
+                self.stopping();
+                settled.await;
+            }
+        }
+        source_error
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::data::JobData;
 use super::digest::ReturnDigest;
 use crate::event::Provenance;
 
@@ -61,6 +62,40 @@ pub(super) struct Job {
 }
 
 impl Job {
+    /// Moves the job's deadline to `until` if that is later, in the
+    /// tracker's deadline order too.
+    pub(super) fn extend_deadline(
+        &mut self,
+        deadlines: &mut BTreeSet<(Instant, u64)>,
+        until: Instant,
+    ) {
+        if until > self.deadline {
+            deadlines.remove(&(self.deadline, self.seq));
+            self.deadline = until;
+            deadlines.insert((until, self.seq));
+        }
+    }
+
+    /// Fills what is still unknown (`fun`, `arg`, `tgt`, `tgt_type`,
+    /// `user`) from an announcement's data; what is known stays.
+    pub(super) fn add_details(&mut self, data: &JobData<'_>) {
+        if self.fun.is_empty() {
+            if let Some(fun) = data.str("fun") {
+                self.fun = fun.into_owned();
+            }
+        }
+        for (field, key) in [
+            (&mut self.arg, "arg"),
+            (&mut self.tgt, "tgt"),
+            (&mut self.tgt_type, "tgt_type"),
+            (&mut self.user, "user"),
+        ] {
+            if field.is_null() {
+                *field = data.owned(key);
+            }
+        }
+    }
+
     /// Every minion expected to return has.
     pub(super) fn all_returned(&self) -> bool {
         self.pending == 0

@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use super::digest::ReturnDigest;
-#[cfg(doc)]
+use super::job::Job;
 use super::JobConfig;
 use crate::event::Event;
 
@@ -77,6 +77,61 @@ fn digest_bytes(d: &ReturnDigest) -> usize {
 
 fn value_bytes(v: &Value) -> usize {
     serde_json::to_string(v).map_or(64, |s| 32 + s.len())
+}
+
+/// Charges `cost` more bytes to `job` if both budgets allow it.
+pub(super) fn admit(limits: &JobConfig, tracked: &mut usize, job: &mut Job, cost: usize) -> bool {
+    let job_after = job.bytes.saturating_add(cost);
+    let total_after = tracked.saturating_add(cost);
+    if job_after > limits.max_job_bytes || total_after > limits.max_tracked_bytes {
+        return false;
+    }
+    job.bytes = job_after;
+    *tracked = total_after;
+    true
+}
+
+/// The minions an announcement lists, to enlist in a job.
+pub(super) struct Listed<'a> {
+    pub minions: Vec<&'a str>,
+    pub missing: Vec<&'a str>,
+    /// The announcement that opened the job paid for its minions already;
+    /// a later one (a legacy twin released late) pays for new ones.
+    pub paid: bool,
+}
+
+/// Adds the listed minions to `job` (expected, or known missing), each new
+/// one charged against the byte budgets; returns how many were refused.
+/// A syndic listed among the minions (a master of masters) is not one.
+pub(super) fn enlist(
+    cfg: &JobConfig,
+    tracked: &mut usize,
+    job: &mut Job,
+    listed: Listed<'_>,
+) -> u64 {
+    let mut refused = 0u64;
+    for id in listed.minions {
+        if job.syndics.contains(id) {
+            continue;
+        }
+        if !listed.paid && !job.minions.contains_key(id) {
+            let cost = minion_bytes(id, None);
+            if !admit(cfg, tracked, job, cost) {
+                refused += 1;
+                continue;
+            }
+        }
+        job.expect(id);
+    }
+    for id in listed.missing {
+        let paid = listed.paid || job.minions.contains_key(id);
+        if paid || admit(cfg, tracked, job, minion_bytes(id, None)) {
+            job.set_missing(id);
+        } else {
+            refused += 1;
+        }
+    }
+    refused
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub struct JobCounts {
 ///
 /// Contract: `now` should not go backwards; if it does, the latest time
 /// seen is used instead.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct JobTracker {
     cfg: JobConfig,
     clock: Option<Instant>,
@@ -59,19 +59,7 @@ impl JobTracker {
     pub fn new(cfg: JobConfig) -> Self {
         JobTracker {
             cfg,
-            clock: None,
-            next_seq: 0,
-            jobs: HashMap::new(),
-            by_seq: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
-            closed: VecDeque::new(),
-            closed_set: HashSet::new(),
-            summarised: 0,
-            evicted: 0,
-            tracked_bytes: 0,
-            refused_jobs: 0,
-            refused_minions: 0,
-            minion_fired: 0,
+            ..JobTracker::default()
         }
     }
 
@@ -154,7 +142,7 @@ impl JobTracker {
                     false => 0,
                 };
                 let cost = limits::minion_bytes(id, Some(&digest)) - paid;
-                if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
+                if !limits::admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                     self.refuse_minion(&jid, id);
                     return;
                 }
@@ -181,7 +169,7 @@ impl JobTracker {
                     }
                 }
                 // The CLI awaits the answers `gather_job_timeout` long.
-                extend(&mut self.deadlines, job, until);
+                job.extend_deadline(&mut self.deadlines, until);
             }
             JobEvent::FindJobAnswered {
                 target,
@@ -200,7 +188,7 @@ impl JobTracker {
                         return;
                     }
                     let cost = limits::minion_bytes(id, None);
-                    if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
+                    if !limits::admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
                         self.refuse_minion(&target, id);
                         return;
                     }
@@ -216,7 +204,7 @@ impl JobTracker {
                         FindJob::NotRunning
                     });
                     if running {
-                        extend(&mut self.deadlines, job, until);
+                        job.extend_deadline(&mut self.deadlines, until);
                     }
                 }
             }
@@ -375,51 +363,19 @@ impl JobTracker {
             return;
         };
         // A second announcement (a legacy twin released late) only adds.
-        if job.fun.is_empty() {
-            if let Some(fun) = data.str("fun") {
-                job.fun = fun.into_owned();
-            }
-        }
-        for (field, key) in [
-            (&mut job.arg, "arg"),
-            (&mut job.tgt, "tgt"),
-            (&mut job.tgt_type, "tgt_type"),
-            (&mut job.user, "user"),
-        ] {
-            if field.is_null() {
-                *field = data.owned(key);
-            }
-        }
+        job.add_details(data);
         // A syndic's relayed announcement (a master of masters): its
         // minions are the job's, the syndic itself is not.
         if let Some(syndic) = ev.provenance().syndic.as_deref() {
             job.relayed_by(syndic);
         }
-        let mut refused = 0u64;
-        for id in minions {
-            if job.syndics.contains(id) {
-                continue;
-            }
-            // The opening announcement paid for its minions; a later one pays for new ones.
-            if !opened && !job.minions.contains_key(id) {
-                let cost = limits::minion_bytes(id, None);
-                if !admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
-                    refused += 1;
-                    continue;
-                }
-            }
-            job.expect(id);
-        }
         let missing = data.value("missing");
-        for id in strings(missing.as_deref()) {
-            let paid = opened || job.minions.contains_key(id);
-            let cost = limits::minion_bytes(id, None);
-            if paid || admit(&self.cfg, &mut self.tracked_bytes, job, cost) {
-                job.set_missing(id);
-            } else {
-                refused += 1;
-            }
-        }
+        let listed = limits::Listed {
+            minions,
+            missing: strings(missing.as_deref()),
+            paid: opened,
+        };
+        let refused = limits::enlist(&self.cfg, &mut self.tracked_bytes, job, listed);
         if refused > 0 {
             self.refused_minions += refused;
             tracing::warn!(%jid, refused, "job tracker: minions of a repeated announcement were refused at the byte budget");
@@ -524,27 +480,6 @@ impl JobTracker {
                 self.closed_set.remove(&old);
             }
         }
-    }
-}
-
-/// Charges `cost` more bytes to `job` if both budgets allow it.
-fn admit(limits: &JobConfig, tracked: &mut usize, job: &mut Job, cost: usize) -> bool {
-    let job_after = job.bytes.saturating_add(cost);
-    let total_after = tracked.saturating_add(cost);
-    if job_after > limits.max_job_bytes || total_after > limits.max_tracked_bytes {
-        return false;
-    }
-    job.bytes = job_after;
-    *tracked = total_after;
-    true
-}
-
-/// Moves `job`'s deadline to `until` if that is later.
-fn extend(deadlines: &mut BTreeSet<(Instant, u64)>, job: &mut Job, until: Instant) {
-    if until > job.deadline {
-        deadlines.remove(&(job.deadline, job.seq));
-        job.deadline = until;
-        deadlines.insert((until, job.seq));
     }
 }
 

@@ -78,6 +78,51 @@ fn whole(v: Option<f64>) -> u64 {
     v.map_or(0, |v| v.max(0.0).round() as u64)
 }
 
+/// One summary per source, from its `saltbridge_source_*` series.
+fn sources(s: &Scrape) -> Vec<SourceSummary> {
+    s.by_label("saltbridge_source_events_total", "source")
+        .into_keys()
+        .map(|name| {
+            let get = |m: &str| s.get(m, "source", &name);
+            SourceSummary {
+                connected: get("saltbridge_source_connected") == Some(1.0),
+                events: whole(get("saltbridge_source_events_total")),
+                bytes: whole(get("saltbridge_source_bytes_total")),
+                decode_errors: whole(get("saltbridge_source_decode_errors_total")),
+                dropped: whole(get("saltbridge_source_dropped_total")),
+                gaps: whole(get("saltbridge_source_gaps_total")),
+                gap_seconds: get("saltbridge_source_gap_seconds_total").unwrap_or(0.0),
+                source: name,
+            }
+        })
+        .collect()
+}
+
+/// One summary per sink, from its `saltbridge_sink_*` series and latency buckets.
+fn sinks(s: &Scrape) -> Vec<SinkSummary> {
+    s.by_label("saltbridge_sink_accepted_total", "sink")
+        .into_keys()
+        .map(|name| {
+            let get = |m: &str| whole(s.get(m, "sink", &name));
+            let buckets = s.buckets("saltbridge_delivery_latency_seconds", "sink", &name);
+            SinkSummary {
+                queue_events: get("saltbridge_sink_queue_events"),
+                queue_bytes: get("saltbridge_sink_queue_bytes"),
+                accepted: get("saltbridge_sink_accepted_total"),
+                delivered: get("saltbridge_sink_delivered_total"),
+                retries: get("saltbridge_sink_retries_total"),
+                failures: get("saltbridge_sink_failures_total"),
+                dead_letters: get("saltbridge_sink_dead_letters_total"),
+                dropped: get("saltbridge_sink_dropped_total"),
+                corrupt_records: get("saltbridge_spool_corrupt_records_total"),
+                latency_p50_seconds: quantile(&buckets, 0.5),
+                latency_p99_seconds: quantile(&buckets, 0.99),
+                sink: name,
+            }
+        })
+        .collect()
+}
+
 impl Summary {
     pub fn from_scrape(s: &Scrape, now_unix_secs: f64) -> Summary {
         let version = s
@@ -89,45 +134,8 @@ impl Summary {
         let uptime_seconds = s
             .single("saltbridge_process_start_time_seconds")
             .map(|start| (now_unix_secs - start).max(0.0));
-        let sources = s
-            .by_label("saltbridge_source_events_total", "source")
-            .into_keys()
-            .map(|name| {
-                let get = |m: &str| s.get(m, "source", &name);
-                SourceSummary {
-                    connected: get("saltbridge_source_connected") == Some(1.0),
-                    events: whole(get("saltbridge_source_events_total")),
-                    bytes: whole(get("saltbridge_source_bytes_total")),
-                    decode_errors: whole(get("saltbridge_source_decode_errors_total")),
-                    dropped: whole(get("saltbridge_source_dropped_total")),
-                    gaps: whole(get("saltbridge_source_gaps_total")),
-                    gap_seconds: get("saltbridge_source_gap_seconds_total").unwrap_or(0.0),
-                    source: name,
-                }
-            })
-            .collect();
-        let sinks = s
-            .by_label("saltbridge_sink_accepted_total", "sink")
-            .into_keys()
-            .map(|name| {
-                let get = |m: &str| whole(s.get(m, "sink", &name));
-                let buckets = s.buckets("saltbridge_delivery_latency_seconds", "sink", &name);
-                SinkSummary {
-                    queue_events: get("saltbridge_sink_queue_events"),
-                    queue_bytes: get("saltbridge_sink_queue_bytes"),
-                    accepted: get("saltbridge_sink_accepted_total"),
-                    delivered: get("saltbridge_sink_delivered_total"),
-                    retries: get("saltbridge_sink_retries_total"),
-                    failures: get("saltbridge_sink_failures_total"),
-                    dead_letters: get("saltbridge_sink_dead_letters_total"),
-                    dropped: get("saltbridge_sink_dropped_total"),
-                    corrupt_records: get("saltbridge_spool_corrupt_records_total"),
-                    latency_p50_seconds: quantile(&buckets, 0.5),
-                    latency_p99_seconds: quantile(&buckets, 0.99),
-                    sink: name,
-                }
-            })
-            .collect();
+        let sources = sources(s);
+        let sinks = sinks(s);
         let deduplicated = s.by_label("saltbridge_route_deduplicated_total", "route");
         let routes = s
             .by_label("saltbridge_route_matches_total", "route")

@@ -9,23 +9,22 @@
 //! retrying, or rejected for good (see `classify`). Record format and
 //! settings: docs/sinks-kafka.md.
 //!
-//! The producer is rdkafka's `ThreadedProducer`: a `BaseProducer` whose own
-//! thread polls librdkafka for delivery reports. Each report is filed under
-//! its batch (`acks`), whose task wakes once, when the last record of the
-//! batch is acknowledged; the records of a batch are built one after another
-//! into one reused [`Record`], which librdkafka copies. rdkafka's
-//! `FutureProducer`, used before, gave each record a boxed oneshot channel, a
-//! wake and a timer: 47 µs of CPU per event against 5.3 for a bare producer
-//! on the same broker (`scripts/bench`, issue 13).
+//! The producer is rdkafka's `ThreadedProducer`, whose own thread polls
+//! delivery reports; each is filed under its batch (`acks`), whose task
+//! wakes once, at the batch's last acknowledgement. Records are built into
+//! one reused [`Record`] (librdkafka copies it). rdkafka's `FutureProducer`
+//! (a oneshot, a wake and a timer per record) cost 47 µs of CPU per event
+//! against 5.3 for a bare producer on the same broker (`scripts/bench`).
 //!
 //! Files, as for every sink: `config` (settings and checks); the pure record
-//! builders `record` and `template`; `classify` (what an error means); here
-//! and in `acks` the transport. At shutdown the delivery worker calls
+//! builders `record` and `template`; `classify` (what an error means); here,
+//! in `producer` and in `acks` the transport. At shutdown the delivery worker calls
 //! [`KafkaSink::flush`] (through `Deliver::close`).
 
 mod acks;
 mod classify;
 mod config;
+mod producer;
 mod record;
 mod template;
 
@@ -35,11 +34,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::util::Timeout;
 
 pub use classify::{classify, classify_code, Class, REJECT, RETRY};
@@ -52,6 +49,7 @@ pub use record::{
 use crate::event::Event;
 use crate::outgoing::Outgoing;
 use crate::sink::{SendError, SinkConfigError};
+use producer::Kafka;
 
 /// How long [`KafkaSink::send`] waits past `timeout` for librdkafka's own
 /// report before it gives up on a record (its timer runs about once a second).
@@ -77,8 +75,6 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(20);
 /// After this many sends in a row in which nothing was delivered and nothing
 /// refused, the producer is replaced by a new one (see `after_send`).
 const REBUILD_AFTER_STALLED_SENDS: u32 = 3;
-
-type Kafka = ThreadedProducer<SinkContext>;
 
 /// A `type: kafka` sink.
 pub struct KafkaSink {
@@ -121,7 +117,7 @@ impl KafkaSink {
     ) -> Result<KafkaSink, SinkConfigError> {
         let config = KafkaConfig::parse(name, value)?;
         let records = Box::new(RecordBuilder::new(name, &config)?);
-        let producer = build_producer(name, &config)?;
+        let producer = producer::build(name, &config)?;
         Ok(KafkaSink {
             records,
             slot: Arc::new(ProducerSlot {
@@ -336,7 +332,7 @@ impl ProducerSlot {
             if !Arc::ptr_eq(&slot, &used) {
                 return; // another send replaced it already
             }
-            match build_producer(&self.name, &self.config) {
+            match producer::build(&self.name, &self.config) {
                 Ok(p) => std::mem::replace(&mut *slot, Arc::new(p)),
                 Err(e) => {
                     tracing::error!(sink = %self.name, error = %e, "cannot build a new producer");
@@ -408,131 +404,10 @@ async fn enqueue(
             {
                 tokio::time::sleep(QUEUE_FULL_PAUSE).await;
             }
-            Err((e, _)) => return Err(kafka_error(&e)),
-        }
-    }
-}
-
-fn kafka_error(e: &KafkaError) -> SendError {
-    match classify(e) {
-        Class::Retry => SendError::retry(e.to_string()),
-        Class::Reject => SendError::reject(e.to_string()),
-    }
-}
-
-fn build_producer(name: &str, config: &KafkaConfig) -> Result<Kafka, SinkConfigError> {
-    config
-        .client_config(name)
-        .set_log_level(log_level())
-        .create_with_context(SinkContext {
-            sink: name.to_string(),
-            acks: acks::Inflight::default(),
-        })
-        .map_err(|e| config.librdkafka_error(name, e))
-}
-
-/// The most verbose librdkafka level that `tracing` would show (librdkafka
-/// formats nothing below it); its `debug` contexts also need `options.debug`.
-fn log_level() -> RDKafkaLogLevel {
-    if tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG) {
-        RDKafkaLogLevel::Debug
-    } else if tracing::enabled!(target: "librdkafka", tracing::Level::INFO) {
-        RDKafkaLogLevel::Info
-    } else {
-        RDKafkaLogLevel::Warning
-    }
-}
-
-/// Sends librdkafka's logs and global errors to `tracing`, with the sink's
-/// name, and files its delivery reports under their batches.
-#[derive(Debug)]
-pub struct SinkContext {
-    sink: String,
-    acks: acks::Inflight,
-}
-
-impl ProducerContext for SinkContext {
-    /// The record's sequence number on its producer (see `acks`).
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let outcome = match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(kafka_error(e)),
-        };
-        self.acks.report(seq, outcome);
-    }
-}
-
-impl ClientContext for SinkContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        let sink = self.sink.as_str();
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", sink, fac, "{msg}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", sink, fac, "{msg}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", sink, fac, "{msg}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", sink, fac, "{msg}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        // A failed connection is already in librdkafka's log lines, and the
-        // sends that it fails say so to the caller: only other errors warn.
-        let transport = matches!(
-            error.rdkafka_error_code(),
-            Some(
-                RDKafkaErrorCode::BrokerTransportFailure
-                    | RDKafkaErrorCode::AllBrokersDown
-                    | RDKafkaErrorCode::Resolve
-            )
-        );
-        if transport {
-            tracing::debug!(target: "librdkafka", sink = %self.sink, %error, "{reason}");
-        } else {
-            tracing::warn!(target: "librdkafka", sink = %self.sink, %error, "{reason}");
+            Err((e, _)) => return Err(producer::kafka_error(&e)),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Event;
-    use serde_json::json;
-
-    fn sink(v: serde_json::Value) -> Result<KafkaSink, SinkConfigError> {
-        KafkaSink::from_config("pipeline", &v)
-    }
-
-    #[test]
-    fn builds_without_a_broker() {
-        let s = sink(json!({"type": "kafka", "brokers": "127.0.0.1:1", "topic": "t"})).unwrap();
-        assert_eq!(s.config().topic, "t");
-        assert_eq!(s.name(), "pipeline");
-    }
-
-    #[test]
-    fn conflicting_settings_are_refused() {
-        let e = sink(json!({"type": "kafka", "brokers": "b:1", "topic": "t", "acks": "1"}))
-            .unwrap_err();
-        assert_eq!(e.field, "acks", "{e}");
-        assert!(sink(json!({"type": "kafka", "brokers": "b:1", "topic": "t", "acks": "1", "idempotent": false})).is_ok());
-    }
-
-    #[test]
-    fn bad_record_is_rejected_before_the_network() {
-        let s = sink(json!({"type": "kafka", "brokers": "127.0.0.1:1", "topic": "{{ data.t }}", "timeout": "1s"})).unwrap();
-        let ev = Event::synthetic("x", json!({"t": "no/slashes"}), Arc::from("test"));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let r = rt.block_on(s.send(&[Outgoing::new(ev, "r")]));
-        assert!(matches!(r, Err(SendError::Reject { .. })), "{r:?}");
-    }
-}
+mod tests;

@@ -89,7 +89,7 @@ pub fn classify(
         let location = headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .map(super::config::redact_url)
+            .map(super::config::redact::redact_url)
             .unwrap_or_else(|| "nowhere".to_owned());
         return Err(SendError::Reject {
             reason: with_excerpt(

@@ -230,14 +230,14 @@ mod tests {
     #[test]
     fn urls_are_shown_without_path_or_query() {
         assert_eq!(
-            config::redact_url("https://hooks.slack.com/services/T0/B0/XYZ"),
+            config::redact::redact_url("https://hooks.slack.com/services/T0/B0/XYZ"),
             "https://hooks.slack.com/..."
         );
         assert_eq!(
-            config::redact_url("http://user:pw@127.0.0.1:8080/x?access_token=t"),
+            config::redact::redact_url("http://user:pw@127.0.0.1:8080/x?access_token=t"),
             "http://127.0.0.1:8080/..."
         );
-        assert_eq!(config::redact_url("{{ data.url }}"), "<url>");
+        assert_eq!(config::redact::redact_url("{{ data.url }}"), "<url>");
         assert_eq!(
             host_of(&Url::parse("https://h.example:8443/p?q").unwrap()),
             "h.example:8443"

@@ -47,7 +47,7 @@ pub struct TokenSource {
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
-            .field("url", &super::config::redact_url(self.url.as_str()))
+            .field("url", &super::config::redact::redact_url(self.url.as_str()))
             .finish_non_exhaustive()
     }
 }

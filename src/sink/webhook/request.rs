@@ -25,7 +25,7 @@ use super::template::{self, Text};
 use super::{presets, sign};
 use crate::event::trace::trace_context;
 use crate::outgoing::Outgoing;
-use crate::sink::cloudevents::{self, Attributes, CloudEventsConfig, Format, Mode};
+use crate::sink::cloudevents::{CloudEventsConfig, Format};
 use crate::sink::{SendError, SinkConfigError};
 
 /// Carries the event's idempotency key (a batch: its first event's).
@@ -202,7 +202,7 @@ impl RequestBuilder {
             return self.preset_body(preset, first, now);
         }
         if let Some(ce) = &self.cloudevents {
-            return Ok(cloudevents_body(ce, batch, self.batched));
+            return Ok(cloudevents::body(ce, batch, self.batched));
         }
         let mut out = Vec::new();
         match (&self.body, self.batched) {
@@ -322,7 +322,7 @@ impl RequestBuilder {
         if let Some(first) = batch.first() {
             trace_headers(&mut h, first);
             if let Some(ce) = &self.cloudevents {
-                cloudevents_headers(&mut h, ce, first, self.batched, max);
+                cloudevents::headers(&mut h, ce, first, self.batched, max);
             }
         }
         for (name, t) in &self.headers {
@@ -351,61 +351,6 @@ impl RequestBuilder {
             h.insert(sig_name.clone(), lossy_header_value(&sig, usize::MAX));
         }
         Ok(h)
-    }
-}
-
-/// `format: cloudevents`: structured mode's envelope (an array of them
-/// when batching), or binary mode's body, the event's data as decoded.
-fn cloudevents_body(ce: &CloudEventsConfig, batch: &[Outgoing], batched: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    if ce.mode == Mode::Binary {
-        if let Some(first) = batch.first() {
-            out.extend_from_slice(first.event.data_json().as_bytes());
-        }
-        return out;
-    }
-    if batched {
-        out.push(b'[');
-    }
-    for (i, o) in batch.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        cloudevents::write_event(&mut out, o, ce.source.as_deref());
-    }
-    if batched {
-        out.push(b']');
-    }
-    out
-}
-
-/// `format: cloudevents` headers: the content type of structured mode, or
-/// binary mode's `ce-` attributes (percent-encoded, cut to `max`).
-fn cloudevents_headers(
-    h: &mut HeaderMap,
-    ce: &CloudEventsConfig,
-    first: &Outgoing,
-    batched: bool,
-    max: usize,
-) {
-    let content_type = match (ce.mode, batched) {
-        (Mode::Binary, _) => "application/json",
-        (Mode::Structured, false) => cloudevents::STRUCTURED_CONTENT_TYPE,
-        (Mode::Structured, true) => cloudevents::BATCH_CONTENT_TYPE,
-    };
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if ce.mode != Mode::Binary {
-        return;
-    }
-    let attrs = Attributes::of(first, ce.source.as_deref());
-    for (name, value) in attrs.pairs() {
-        let encoded = cloudevents::percent_encode_header(value, max);
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(format!("ce-{name}").as_bytes()),
-            HeaderValue::from_str(&encoded),
-        ) {
-            h.insert(n, v);
-        }
     }
 }
 
@@ -510,6 +455,7 @@ pub fn lossy_header_value(s: &str, max: usize) -> HeaderValue {
     HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static(""))
 }
 
+mod cloudevents;
 // The unit tests are in request/tests.rs.
 #[cfg(test)]
 mod tests;
