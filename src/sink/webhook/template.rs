@@ -47,7 +47,8 @@ pub fn environment() -> Environment<'static> {
 /// In the `url` template every interpolated value is percent-encoded
 /// (everything but `A-Z a-z 0-9 - _ . ~`), so that event data stays one
 /// path segment, query value or fragment: an id of `../../admin?all=1#`
-/// cannot rewrite the request. `| safe` inserts a value as is (a whole
+/// cannot rewrite the request, and a value of `.` or `..` (a dot segment
+/// once parsed, encoded or not) is a render error: the event is rejected. `| safe` inserts a value as is (a whole
 /// URL taken from the event, trusted); `| urlencode` is not encoded twice.
 /// Other templates print values as they are.
 fn url_formatter(
@@ -61,8 +62,18 @@ fn url_formatter(
     if value.is_undefined() || value.is_none() {
         return Ok(());
     }
+    let text = value.to_string();
+    // `.` and `..` are left as they are by the encoding, and a URL parser
+    // reads them (and `%2e`) as dot segments: `/minions/../x` is sent to
+    // `/x`. Such a value cannot be encoded, so it is refused.
+    if matches!(text.as_str(), "." | "..") {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("a value of `{text}` in the url would change its path"),
+        ));
+    }
     let mut encoded = String::new();
-    percent_encode(&value.to_string(), &mut encoded);
+    percent_encode(&text, &mut encoded);
     out.write_str(&encoded)
         .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
 }
@@ -238,5 +249,17 @@ mod tests {
             "https://h/a?b=c"
         );
         assert_eq!(render_url("https://h/{{ data.none }}", data), "https://h/");
+        for dots in [".", ".."] {
+            let mut env = environment();
+            let t = compile(&mut env, URL_TEMPLATE, "https://h/minions/{{ data.id }}/x").unwrap();
+            let data = serde_json::json!({ "id": dots });
+            let ctx = minijinja::context! { data => Value::from(Serde(data)) };
+            let e = render(&env, &t, &ctx).unwrap_err().to_string();
+            assert!(e.contains("would change its path"), "{e}");
+        }
+        assert_eq!(
+            render_url("https://h/{{ data.id }}", serde_json::json!({"id": "..."})),
+            "https://h/..."
+        );
     }
 }
