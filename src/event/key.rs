@@ -24,10 +24,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-use super::json::write_str;
+use super::partial::{raw_members, without_members};
 
 /// `data_json` without its top-level `_stamp` when its top-level `cmd` is
 /// `"_minion_event"` (fired by a minion); borrowed otherwise.
@@ -35,48 +32,12 @@ pub(crate) fn without_minion_stamp(data_json: &str) -> Cow<'_, str> {
     if !data_json.contains("\"_minion_event\"") || !data_json.contains("\"_stamp\"") {
         return Cow::Borrowed(data_json);
     }
-    let Some(members) = members(data_json) else {
-        return Cow::Borrowed(data_json);
-    };
-    let fired = members
-        .iter()
-        .any(|(k, v)| k == "cmd" && v.get() == "\"_minion_event\"");
-    if !fired || !members.iter().any(|(k, _)| k == "_stamp") {
-        return Cow::Borrowed(data_json);
-    }
-    let mut out = Vec::with_capacity(data_json.len());
-    out.push(b'{');
-    for (i, (k, v)) in members.iter().filter(|(k, _)| k != "_stamp").enumerate() {
-        if i > 0 {
-            out.push(b',');
+    match raw_members(data_json, &["cmd"]) {
+        Some([Some(cmd)]) if cmd.get() == "\"_minion_event\"" => {
+            without_members(data_json, &["_stamp"])
         }
-        write_str(&mut out, k);
-        out.push(b':');
-        out.extend_from_slice(v.get().as_bytes());
+        _ => Cow::Borrowed(data_json),
     }
-    out.push(b'}');
-    // Keys are written by the JSON writer and values copied from valid JSON.
-    Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| data_json.to_owned()))
-}
-
-/// The top-level members of a JSON object text, values unparsed.
-fn members(text: &str) -> Option<Vec<(String, &RawValue)>> {
-    struct Members;
-    impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(String, &'de RawValue)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                out.push((k, v));
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_map(Members).ok()
 }
 
 #[cfg(test)]

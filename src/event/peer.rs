@@ -18,10 +18,8 @@
 
 use std::borrow::Cow;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-use super::json::write_str;
+use super::partial::object_members;
+pub use super::partial::without_members;
 
 /// The key a cluster adds to a peer's event.
 pub const PEER_ID_KEY: &str = "__peer_id";
@@ -40,7 +38,7 @@ pub fn claim(data_json: &str) -> Option<PeerClaim> {
     if !data_json.contains(PEER_ID_KEY) {
         return None;
     }
-    let members = members(data_json)?;
+    let members = object_members(data_json)?;
     let at = members.iter().rposition(|(k, _)| k == PEER_ID_KEY)?;
     let id = serde_json::from_str::<String>(members[at].1.get())
         .ok()
@@ -56,59 +54,6 @@ pub fn claim(data_json: &str) -> Option<PeerClaim> {
 /// there is no such member.
 pub fn without_peer_id(data_json: &str) -> Cow<'_, str> {
     without_members(data_json, &[PEER_ID_KEY])
-}
-
-/// `data_json` without its top-level members named in `keys`, the others
-/// byte for byte in their order. Borrowed when there is none of them (or
-/// the text is not an object). What a master adds to data it fires again
-/// (`__peer_id` of a cluster copy, `_stamp` of a syndic's relayed copy) is
-/// left out this way, so a copy and its original compare equal.
-pub fn without_members<'a>(data_json: &'a str, keys: &[&str]) -> Cow<'a, str> {
-    if !keys.iter().any(|k| data_json.contains(k)) {
-        return Cow::Borrowed(data_json);
-    }
-    let Some(members) = members(data_json) else {
-        return Cow::Borrowed(data_json);
-    };
-    let cut = |k: &String| keys.contains(&k.as_str());
-    if !members.iter().any(|(k, _)| cut(k)) {
-        return Cow::Borrowed(data_json);
-    }
-    let mut out = Vec::with_capacity(data_json.len());
-    out.push(b'{');
-    let kept = members.iter().filter(|(k, _)| !cut(k));
-    for (i, (k, v)) in kept.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(&mut out, k);
-        out.push(b':');
-        out.extend_from_slice(v.get().as_bytes());
-    }
-    out.push(b'}');
-    // Keys are written by the JSON writer and values copied from valid JSON.
-    Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| data_json.to_owned()))
-}
-
-/// The members of a JSON object text in order, values unparsed; `None` if
-/// the text is not an object.
-fn members(text: &str) -> Option<Vec<(String, &RawValue)>> {
-    struct Members;
-    impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(String, &'de RawValue)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                out.push((k, v));
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_map(Members).ok()
 }
 
 #[cfg(test)]
