@@ -12,11 +12,12 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::ports::free_port;
-use super::process::{self, ProcessGroup};
+use super::process::ProcessGroup;
+use super::salt_sandbox::{current_user, salt_cli, spawn_salt_daemon};
 
 /// Two masters `127.0.0.1` and `127.0.0.2` (their ids), minion `cl-minion-N` on master N.
 pub struct SaltCluster {
@@ -171,38 +172,12 @@ impl SaltCluster {
     }
 
     fn cli(&self, bin: &str, conf: &Path, args: &[&str]) -> Output {
-        let mut cmd = Command::new(self.venv.join("bin").join(bin));
-        cmd.arg("-c").arg(conf).args(args).stdin(Stdio::null());
-        let mut child = process::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))
-            .unwrap_or_else(|e| panic!("{bin}: {e}"));
-        if child.wait_timeout(Duration::from_secs(90)).is_none() {
-            child.kill_group();
-        }
-        let mut out = Output {
-            status: child.exit_status().unwrap_or_default(),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        use std::io::Read;
-        if let Some(s) = child.stdout.as_mut() {
-            let _ = s.read_to_end(&mut out.stdout);
-        }
-        if let Some(s) = child.stderr.as_mut() {
-            let _ = s.read_to_end(&mut out.stderr);
-        }
-        out
+        salt_cli(&self.venv, bin, conf, args, Duration::from_secs(90))
     }
 
     fn spawn(&mut self, bin: &str, conf: &Path, console: &Path) -> io::Result<()> {
-        let out = fs::File::create(console)?;
-        let mut cmd = Command::new(self.venv.join("bin").join(bin));
-        cmd.arg("-c")
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .env_remove("PYTHONPATH");
-        self.procs.push(process::spawn(&mut cmd)?);
+        self.procs
+            .push(spawn_salt_daemon(&self.venv, bin, conf, console)?);
         Ok(())
     }
 
@@ -236,7 +211,7 @@ impl SaltCluster {
             pki = p(&d.join("pki")),
             run = p(&d.join("run")),
             d = p(&d),
-            user = user(),
+            user = current_user(),
             pool = self.pool_port,
             shared = p(&shared),
         );
@@ -259,7 +234,7 @@ impl SaltCluster {
             ret = self.ret_port,
             pub_ = self.publish_port,
             d = p(&d),
-            user = user(),
+            user = current_user(),
         );
         fs::write(d.join("minion"), text)
     }
@@ -283,14 +258,4 @@ impl Drop for SaltCluster {
             }
         }
     }
-}
-
-fn user() -> String {
-    Command::new("id")
-        .arg("-un")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "root".into())
 }

@@ -11,11 +11,12 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::ports::free_port;
-use super::process::{self, ProcessGroup};
+use super::process::ProcessGroup;
+use super::salt_sandbox::{current_user, salt_cli, spawn_salt_daemon};
 
 pub const IDS: [&str; 2] = ["mm1", "mm2"];
 pub const ADDRS: [&str; 2] = ["127.0.0.1", "127.0.0.2"];
@@ -81,15 +82,8 @@ impl HotMasters {
                 let _ = fs::remove_file(e.path());
             }
         }
-        let console = fs::File::create(dir.join("console.log"))?;
-        let mut cmd = Command::new(self.venv.join("bin").join("salt-minion"));
-        cmd.arg("-c")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(console.try_clone()?)
-            .stderr(console)
-            .env_remove("PYTHONPATH");
-        self.minion = Some(process::spawn(&mut cmd)?);
+        let minion = spawn_salt_daemon(&self.venv, "salt-minion", &dir, &dir.join("console.log"))?;
+        self.minion = Some(minion);
         let deadline = Instant::now() + timeout;
         for n in 1..=2 {
             loop {
@@ -128,41 +122,19 @@ impl HotMasters {
 
     /// `salt ARGS` on master `n`.
     pub fn salt(&self, n: usize, args: &[&str]) -> Output {
-        let mut cmd = Command::new(self.venv.join("bin").join("salt"));
-        cmd.arg("-c").arg(self.master_dir(n)).args(args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = process::spawn(&mut cmd).unwrap_or_else(|e| panic!("salt: {e}"));
-        if child.wait_timeout(Duration::from_secs(90)).is_none() {
-            child.kill_group();
-        }
-        let mut out = Output {
-            status: child.exit_status().unwrap_or_default(),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        use std::io::Read;
-        if let Some(s) = child.stdout.as_mut() {
-            let _ = s.read_to_end(&mut out.stdout);
-        }
-        if let Some(s) = child.stderr.as_mut() {
-            let _ = s.read_to_end(&mut out.stderr);
-        }
-        out
+        salt_cli(
+            &self.venv,
+            "salt",
+            &self.master_dir(n),
+            args,
+            Duration::from_secs(90),
+        )
     }
 
     fn spawn_master(&mut self, n: usize) -> io::Result<()> {
         let dir = self.master_dir(n);
-        let console = fs::File::create(dir.join("console.log"))?;
-        let mut cmd = Command::new(self.venv.join("bin").join("salt-master"));
-        cmd.arg("-c")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(console.try_clone()?)
-            .stderr(console)
-            .env_remove("PYTHONPATH");
-        self.masters.push(process::spawn(&mut cmd)?);
+        let master = spawn_salt_daemon(&self.venv, "salt-master", &dir, &dir.join("console.log"))?;
+        self.masters.push(master);
         Ok(())
     }
 
@@ -196,7 +168,7 @@ impl HotMasters {
             pub_ = self.publish_port,
             ret = self.ret_port,
             d = p(&d),
-            user = user(),
+            user = current_user(),
         );
         fs::write(self.master_config(n), text)
     }
@@ -218,7 +190,7 @@ impl HotMasters {
             ret = self.ret_port,
             pub_ = self.publish_port,
             d = p(&d),
-            user = user(),
+            user = current_user(),
         );
         fs::write(d.join("minion"), text)
     }
@@ -244,14 +216,4 @@ impl Drop for HotMasters {
             }
         }
     }
-}
-
-fn user() -> String {
-    Command::new("id")
-        .arg("-un")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "root".into())
 }

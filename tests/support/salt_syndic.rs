@@ -16,11 +16,12 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::ports::free_port;
-use super::process::{self, ProcessGroup};
+use super::process::ProcessGroup;
+use super::salt_sandbox::{current_user, salt_cli, spawn_salt_daemon};
 
 pub const MOM: &str = "mom";
 pub const SYNDIC: &str = "syn";
@@ -134,49 +135,12 @@ impl SaltSyndic {
     }
 
     fn cli(&self, bin: &str, conf: &Path, args: &[&str]) -> Output {
-        let mut cmd = Command::new(self.venv.join("bin").join(bin));
-        cmd.arg("-c").arg(conf).args(args).stdin(Stdio::null());
-        let mut child = process::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))
-            .unwrap_or_else(|e| panic!("{bin}: {e}"));
-        // Read while it runs: a full pipe would block it.
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            use std::io::Read;
-            let mut out = Vec::new();
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.read_to_end(&mut out);
-            }
-            out
-        });
-        let err_reader = std::thread::spawn(move || {
-            use std::io::Read;
-            let mut err = Vec::new();
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut err);
-            }
-            err
-        });
-        if child.wait_timeout(Duration::from_secs(120)).is_none() {
-            child.kill_group();
-        }
-        Output {
-            status: child.exit_status().unwrap_or_default(),
-            stdout: reader.join().unwrap_or_default(),
-            stderr: err_reader.join().unwrap_or_default(),
-        }
+        salt_cli(&self.venv, bin, conf, args, Duration::from_secs(120))
     }
 
     fn spawn(&mut self, bin: &str, conf: &Path, console: &Path) -> io::Result<()> {
-        let out = fs::File::create(console)?;
-        let mut cmd = Command::new(self.venv.join("bin").join(bin));
-        cmd.arg("-c")
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .env_remove("PYTHONPATH");
-        self.procs.push(process::spawn(&mut cmd)?);
+        self.procs
+            .push(spawn_salt_daemon(&self.venv, bin, conf, console)?);
         Ok(())
     }
 
@@ -213,7 +177,7 @@ impl SaltSyndic {
                 ret = self.ret_port,
                 root = p(root),
                 d = p(&d),
-                user = user(),
+                user = current_user(),
             );
             fs::write(d.join("etc").join("master"), text)?;
         }
@@ -228,7 +192,7 @@ impl SaltSyndic {
                 root = p(root),
                 d = p(&d),
                 pub_ = self.publish_port,
-                user = user(),
+                user = current_user(),
             ),
         )?;
         let d = self.dir(MINION);
@@ -246,7 +210,7 @@ impl SaltSyndic {
                 ret = self.ret_port,
                 pub_ = self.publish_port,
                 d = p(&d),
-                user = user(),
+                user = current_user(),
             ),
         )
     }
@@ -264,14 +228,4 @@ impl Drop for SaltSyndic {
             }
         }
     }
-}
-
-fn user() -> String {
-    Command::new("id")
-        .arg("-un")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "root".into())
 }

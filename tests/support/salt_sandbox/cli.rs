@@ -24,6 +24,33 @@ impl SaltSandbox {
     }
 }
 
+/// Runs `<venv>/bin/<bin> -c <conf> args...` (killed after `timeout`):
+/// for the harnesses of several masters, which have no [`SaltSandbox`].
+pub fn salt_cli(venv: &Path, bin: &str, conf: &Path, args: &[&str], timeout: Duration) -> Output {
+    let mut cmd = Command::new(venv.join("bin").join(bin));
+    cmd.arg("-c").arg(conf).args(args);
+    run_with_timeout(cmd, timeout)
+}
+
+/// Starts the Salt daemon `<venv>/bin/<bin> -c <conf>` (a master, minion
+/// or syndic) in its own process group, its output into `console`.
+pub fn spawn_salt_daemon(
+    venv: &Path,
+    bin: &str,
+    conf: &Path,
+    console: &Path,
+) -> io::Result<ProcessGroup> {
+    let out = fs::File::create(console)?;
+    let mut cmd = Command::new(venv.join("bin").join(bin));
+    cmd.arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .env_remove("PYTHONPATH");
+    process::spawn(&mut cmd)
+}
+
 pub(super) fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -149,7 +149,7 @@ pub(super) fn yaml_path(p: &Path) -> String {
 
 /// The user to put in `user:` (Salt refuses to start as another user
 /// unless it is root).
-pub(super) fn current_user() -> String {
+pub fn current_user() -> String {
     static USER: Mutex<Option<String>> = Mutex::new(None);
     let mut g = USER.lock().unwrap_or_else(|e| e.into_inner());
     g.get_or_insert_with(|| {

@@ -76,6 +76,8 @@ use super::process::{self, group_alive, send_signal, ProcessGroup};
 
 pub mod api;
 mod cli;
+pub use cli::{salt_cli, spawn_salt_daemon};
+pub use config::current_user;
 mod config;
 mod lifecycle;
 mod logs;
