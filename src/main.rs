@@ -8,6 +8,13 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
+/// mimalloc rather than glibc's malloc: perf put glibc's allocator at about
+/// a quarter of the daemon's CPU samples, and mimalloc took 25-40% off the
+/// CPU per event of the blackhole benchmark (docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "saltbridge",
