@@ -145,8 +145,11 @@ impl SaltSyndic {
     }
 
     fn write_configs(&self) -> io::Result<()> {
-        let root = self.root.path();
         let p = |x: &Path| x.display().to_string();
+        // Each master has its own root_dir: with one shared root, both
+        // created Salt's default dirs under it at once (`var/cache/salt/
+        // master/queues`), and the loser exited "[Errno 17] File exists"
+        // (seen once in a suite run: "master syn never opened its bus").
         for (name, ip, extra) in [
             (
                 MOM,
@@ -170,12 +173,11 @@ impl SaltSyndic {
             }
             let text = format!(
                 "id: {name}\ninterface: {ip}\npublish_port: {pub_}\nret_port: {ret}\n\
-                 root_dir: {root}\npki_dir: {d}/pki\ncachedir: {d}/cache\nsock_dir: {d}/run\n\
+                 root_dir: {d}\npki_dir: {d}/pki\ncachedir: {d}/cache\nsock_dir: {d}/run\n\
                  pidfile: {d}/master.pid\nlog_file: {d}/master.log\nlog_level_logfile: info\n\
                  user: {user}\nauto_accept: True\nworker_threads: 2\n{extra}",
                 pub_ = self.publish_port,
                 ret = self.ret_port,
-                root = p(root),
                 d = p(&d),
                 user = current_user(),
             );
@@ -187,9 +189,8 @@ impl SaltSyndic {
         fs::write(
             d.join("etc").join("minion"),
             format!(
-                "id: {SYNDIC}\nroot_dir: {root}\npki_dir: {d}/syndic-pki\nsock_dir: {d}/srun\n\
+                "id: {SYNDIC}\nroot_dir: {d}\npki_dir: {d}/syndic-pki\nsock_dir: {d}/srun\n\
                  log_file: {d}/syndic.log\nlog_level_logfile: info\npublish_port: {pub_}\nuser: {user}\n",
-                root = p(root),
                 d = p(&d),
                 pub_ = self.publish_port,
                 user = current_user(),
