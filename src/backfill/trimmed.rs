@@ -63,17 +63,21 @@ impl Default for TrimmedConfig {
 /// A job return (`salt/job/<jid>/ret/<id>`, fired by the master, read on
 /// the bus) in which Salt trimmed a value: `(jid, minion)`.
 pub fn trimmed_return(ev: &Event) -> Option<(&str, &str)> {
+    // The tag first: the text scans below run for job returns only.
+    let (jid, minion) = return_of(ev.tag())?;
     let data = ev.data_json();
-    if !data.contains(TRIMMED) || ev.provenance().backfilled {
-        return None;
-    }
-    let rest = ev.tag().strip_prefix("salt/job/")?;
-    let (jid, minion) = rest.split_once("/ret/")?;
-    let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
-    if !crate::salt::jid::is_bare_jid(jid) || !plain(minion) || data.contains("\"_minion_event\"") {
+    if !data.contains(TRIMMED) || ev.provenance().backfilled || data.contains("\"_minion_event\"") {
         return None;
     }
     Some((jid, minion))
+}
+
+/// `(jid, minion)` of a `salt/job/<jid>/ret/<minion>` tag, both plain.
+fn return_of(tag: &str) -> Option<(&str, &str)> {
+    let rest = tag.strip_prefix("salt/job/")?;
+    let (jid, minion) = rest.split_once("/ret/")?;
+    let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
+    (crate::salt::jid::is_bare_jid(jid) && plain(minion)).then_some((jid, minion))
 }
 
 /// `ev` with `return`, `retcode` and `success` from the cached return.
@@ -219,7 +223,8 @@ impl<T> TrimmedHold<T> {
     }
 
     fn look_up(&self, event: &Event, cache: &mut dyn JobCacheRead) -> Option<Event> {
-        let (jid, minion) = trimmed_return(event)?;
+        // Held events are trimmed returns already: the tag names the return.
+        let (jid, minion) = return_of(event.tag())?;
         let cached = cache.find_return(jid, minion)?;
         Some(completed(event, &cached))
     }

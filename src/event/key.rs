@@ -26,18 +26,28 @@ use std::borrow::Cow;
 
 use super::partial::{raw_members, without_members};
 
-/// `data_json` without its top-level `_stamp` when its top-level `cmd` is
-/// `"_minion_event"` (fired by a minion); borrowed otherwise.
+/// Whether `data_json` is the load of an event a minion fired itself: its
+/// top-level `cmd` is `"_minion_event"` (see [`Event::fired_by_minion`]).
+/// The text is scanned first; only a candidate's `cmd` is read.
+///
+/// [`Event::fired_by_minion`]: super::Event::fired_by_minion
+pub(crate) fn fired_by_minion(data_json: &str) -> bool {
+    if !data_json.contains("\"_minion_event\"") {
+        return false;
+    }
+    let Some([Some(cmd)]) = raw_members(data_json, &["cmd"]) else {
+        return false;
+    };
+    serde_json::from_str::<&str>(cmd.get()).ok() == Some("_minion_event")
+}
+
+/// `data_json` without its top-level `_stamp` when a minion fired it
+/// ([`fired_by_minion`]); borrowed otherwise.
 pub(crate) fn without_minion_stamp(data_json: &str) -> Cow<'_, str> {
-    if !data_json.contains("\"_minion_event\"") || !data_json.contains("\"_stamp\"") {
+    if !data_json.contains("\"_stamp\"") || !fired_by_minion(data_json) {
         return Cow::Borrowed(data_json);
     }
-    match raw_members(data_json, &["cmd"]) {
-        Some([Some(cmd)]) if cmd.get() == "\"_minion_event\"" => {
-            without_members(data_json, &["_stamp"])
-        }
-        _ => Cow::Borrowed(data_json),
-    }
+    without_members(data_json, &["_stamp"])
 }
 
 #[cfg(test)]

@@ -242,20 +242,12 @@ impl Event {
     /// handler (`salt/daemons/masterapi.py`) publishes a minion's
     /// `event.send`, its start and its beacons with the minion's whole load
     /// as data, `cmd: "_minion_event"` included; the master's own events
-    /// (job announcements and returns among them) never carry it. The text
-    /// is scanned first, and only a candidate's top-level `cmd` is read
-    /// (`partial::raw_members`, no parse of the rest). The one test for
+    /// (job announcements and returns among them) never carry it. Only the
+    /// top-level `cmd` is read (`key::fired_by_minion`). The one test for
     /// this: the job tracker ignores job tags a minion fired, the twin
-    /// filter's `other_master` drops them, and a return's key needs it.
+    /// filter's `other_master` drops them, and the idempotency key needs it.
     pub fn fired_by_minion(&self) -> bool {
-        let text = self.data.as_str();
-        if !text.contains("\"_minion_event\"") {
-            return false;
-        }
-        let Some([Some(cmd)]) = partial::raw_members(text, &["cmd"]) else {
-            return false;
-        };
-        serde_json::from_str::<&str>(cmd.get()).ok() == Some("_minion_event")
+        key::fired_by_minion(self.data.as_str())
     }
 
     /// The data text the idempotency key hashes: without the trace context

@@ -374,7 +374,7 @@ impl TwinFilter {
             }
         }
         let seq = self.wait(slot.clone(), true);
-        let bytes = event_bytes(&event);
+        let bytes = syndic::event_bytes(&event);
         self.held_bytes += bytes;
         let deadline = self.deadline(now);
         self.held.insert(
@@ -561,9 +561,4 @@ impl TwinFilter {
             self.evicted += 1;
         }
     }
-}
-
-/// What a held event costs, roughly: its text and the bus bytes it keeps.
-fn event_bytes(ev: &Event) -> usize {
-    ev.tag().len() + ev.data_json().len() + ev.raw().map_or(0, |r| r.body.len())
 }
