@@ -21,7 +21,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::backfill::{trimmed, Backfill, BackfillCounts, Step, TrimmedHold};
+use crate::backfill::{trimmed, Backfill, BackfillCounts, Step};
 use crate::config::Config;
 use crate::event::Event;
 use crate::jobs::JobTracker;
@@ -47,9 +47,9 @@ pub struct Pipeline {
     jobs: JobTracker,
     table: RouteTable,
     explain: bool,
-    backfill: Option<Backfill>,
-    /// Trimmed returns waiting for the job cache (only with a backfill).
-    trimmed: TrimmedHold<Routing>,
+    /// The job cache, and the trimmed returns that wait for it with the
+    /// routes that complete them.
+    backfill: Option<Backfill<Routing>>,
     /// Some route has `complete_trimmed`.
     completes_trimmed: bool,
 }
@@ -66,33 +66,28 @@ impl Pipeline {
             table: config.routes,
             explain,
             backfill: None,
-            trimmed: TrimmedHold::new(config.backfill.trimmed),
         }
     }
 
     /// Fills gaps from the master's job cache (the daemon's pipeline).
-    pub fn with_backfill(mut self, backfill: Option<Backfill>) -> Self {
+    pub fn with_backfill(mut self, backfill: Option<Backfill<Routing>>) -> Self {
         self.backfill = backfill;
         self
     }
 
-    pub fn backfill(&self) -> Option<&Backfill> {
+    pub fn backfill(&self) -> Option<&Backfill<Routing>> {
         self.backfill.as_ref()
     }
 
     /// The backfill's counters, when there is a backfill.
     pub fn backfill_counts(&self) -> Option<BackfillCounts> {
-        self.backfill.as_ref().map(|b| BackfillCounts {
-            returns: b.delivered(),
-            bad_files: b.bad_files(),
-            trimmed: self.trimmed.counts(),
-        })
+        self.backfill.as_ref().map(Backfill::counts)
     }
 
     /// Events held, not yet in any outcome: by the twin filter and by the
     /// trimmed returns' hold.
     pub fn held(&self) -> usize {
-        self.twins.held() + self.trimmed.held()
+        self.twins.held() + self.backfill.as_ref().map_or(0, Backfill::held)
     }
 
     /// Takes one event in bus order.
@@ -131,7 +126,7 @@ impl Pipeline {
         [
             self.twins.next_deadline(),
             self.jobs.next_deadline(),
-            self.trimmed.next_deadline(),
+            self.backfill.as_ref().and_then(Backfill::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -145,8 +140,7 @@ impl Pipeline {
         let mut out = Vec::new();
         self.route_all(verdicts, now, &mut out);
         if let Some(backfill) = self.backfill.as_mut() {
-            let released = self.trimmed.flush(backfill.cache_mut());
-            out.extend(released.into_iter().map(routed));
+            out.extend(backfill.flush_trimmed().into_iter().map(routed));
         }
         let summaries = self.jobs.flush();
         self.route_summaries(summaries, now, &mut out);
@@ -238,23 +232,16 @@ impl Pipeline {
         let Some(later) = self.table.split_completing(routing) else {
             return false;
         };
-        let released = self
-            .trimmed
-            .push(event.clone(), later, now, backfill.cache_mut());
+        let released = backfill.hold_trimmed(event.clone(), later, now);
         out.extend(released.into_iter().map(routed));
         routing.matches.is_empty() && routing.sinks.is_empty()
     }
 
     /// Trimmed returns whose look-up is due: completed, or given up.
     fn release_trimmed(&mut self, now: Instant, out: &mut Vec<Outcome>) {
-        let Some(backfill) = self.backfill.as_mut() else {
-            return;
-        };
-        if self.trimmed.next_deadline().is_none_or(|d| d > now) {
-            return;
+        if let Some(backfill) = self.backfill.as_mut() {
+            out.extend(backfill.tick_trimmed(now).into_iter().map(routed));
         }
-        let released = self.trimmed.tick(now, backfill.cache_mut());
-        out.extend(released.into_iter().map(routed));
     }
 
     /// The jobs of the gap from `from` to `to` from the job cache: their

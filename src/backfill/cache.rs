@@ -291,9 +291,7 @@ impl JobCacheRead for LocalJobCache {
     /// Reads only `<jid dir>/<minion>/return.p` (not the whole job, which
     /// can have thousands of returns); `minion` is one path component.
     fn find_return(&mut self, jid: &str, minion: &str) -> Option<CachedReturn> {
-        let plain =
-            !minion.is_empty() && !minion.contains(['/', '\0']) && minion != "." && minion != "..";
-        if !plain || !crate::salt::jid::is_bare_jid(jid) {
+        if !is_job_and_minion(jid, minion) {
             return None;
         }
         let dir = self.jid_dir(jid)?;
@@ -304,6 +302,14 @@ impl JobCacheRead for LocalJobCache {
         self.read_return(&dir, minion, &mut job);
         job.returns.pop()
     }
+}
+
+/// A bare jid and a minion id that is one plain path component: what
+/// may name `<jid dir>/<minion>/` (a minion chooses its id).
+pub(crate) fn is_job_and_minion(jid: &str, minion: &str) -> bool {
+    let plain =
+        !minion.is_empty() && !minion.contains(['/', '\0']) && minion != "." && minion != "..";
+    plain && crate::salt::jid::is_bare_jid(jid)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -33,7 +33,7 @@ pub mod trimmed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
@@ -105,16 +105,19 @@ pub enum Step {
     Return { event: Event, route: bool },
 }
 
-/// The backfill of one bridge: its master's job cache and its provenance.
-pub struct Backfill {
+/// The backfill of one bridge: its master's job cache and its provenance,
+/// and the trimmed returns waiting for that cache, each with a `T` (the
+/// pipeline's: the routes that wait for it).
+pub struct Backfill<T = ()> {
     cfg: BackfillConfig,
     cache: Box<dyn JobCacheRead>,
     provenance: Arc<Provenance>,
     source: Arc<str>,
     delivered: u64,
+    trimmed: TrimmedHold<T>,
 }
 
-impl std::fmt::Debug for Backfill {
+impl<T> std::fmt::Debug for Backfill<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backfill")
             .field("cfg", &self.cfg)
@@ -123,11 +126,11 @@ impl std::fmt::Debug for Backfill {
     }
 }
 
-impl Backfill {
+impl<T> Backfill<T> {
     /// The backfill for a master `master` whose job cache `cfg` names, or
     /// `None` (logged once) when it is off, or the master uses another job
     /// cache, or no `cachedir` is known.
-    pub fn for_master(cfg: BackfillConfig, master: Option<Arc<str>>) -> Option<Backfill> {
+    pub fn for_master(cfg: BackfillConfig, master: Option<Arc<str>>) -> Option<Backfill<T>> {
         if !cfg.enabled {
             return None;
         }
@@ -154,13 +157,14 @@ impl Backfill {
         cfg: BackfillConfig,
         cache: Box<dyn JobCacheRead>,
         master: Option<Arc<str>>,
-    ) -> Backfill {
+    ) -> Backfill<T> {
         let provenance = Arc::new(Provenance {
             master,
             backfilled: true,
             ..Provenance::default()
         });
         Backfill {
+            trimmed: TrimmedHold::new(cfg.trimmed.clone()),
             cfg,
             cache,
             provenance,
@@ -169,19 +173,43 @@ impl Backfill {
         }
     }
 
-    /// Returns delivered from the cache so far.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
+    /// The counters so far.
+    pub fn counts(&self) -> BackfillCounts {
+        BackfillCounts {
+            returns: self.delivered,
+            bad_files: self.cache.bad_files(),
+            trimmed: self.trimmed.counts(),
+        }
     }
 
-    /// Cache files skipped as unreadable or too large so far.
-    pub fn bad_files(&self) -> u64 {
-        self.cache.bad_files()
+    /// A trimmed return ([`trimmed::trimmed_return`]) with what waits for
+    /// it: held until the cache has its `return.p` (see [`TrimmedHold`]).
+    /// Returns what can go on now.
+    pub fn hold_trimmed(&mut self, event: Event, with: T, now: Instant) -> Vec<(Event, T)> {
+        self.trimmed.push(event, with, now, self.cache.as_mut())
     }
 
-    /// The job cache, for the look-ups of the trimmed returns' hold.
-    pub fn cache_mut(&mut self) -> &mut dyn JobCacheRead {
-        self.cache.as_mut()
+    /// The held trimmed returns whose look-up is due: completed, or given up.
+    pub fn tick_trimmed(&mut self, now: Instant) -> Vec<(Event, T)> {
+        if self.trimmed.next_deadline().is_none_or(|d| d > now) {
+            return Vec::new();
+        }
+        self.trimmed.tick(now, self.cache.as_mut())
+    }
+
+    /// When [`tick_trimmed`](Self::tick_trimmed) next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.trimmed.next_deadline()
+    }
+
+    /// End of input or shutdown: every held trimmed return goes.
+    pub fn flush_trimmed(&mut self) -> Vec<(Event, T)> {
+        self.trimmed.flush(self.cache.as_mut())
+    }
+
+    /// Trimmed returns held now.
+    pub fn held(&self) -> usize {
+        self.trimmed.held()
     }
 
     /// The jobs of the gap from `from` to `to` (wall-clock times): a job is

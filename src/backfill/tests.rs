@@ -64,7 +64,7 @@ fn at(jid: &str, secs: u64) -> SystemTime {
     jid_time(jid) + Duration::from_secs(secs)
 }
 
-fn backfill(cachedir: &Path) -> Backfill {
+fn backfill<T>(cachedir: &Path) -> Backfill<T> {
     let cfg = BackfillConfig {
         cachedir: Some(cachedir.to_owned()),
         ..BackfillConfig::default()
@@ -87,7 +87,7 @@ fn the_returns_written_in_the_gap_are_routed_and_the_others_only_tracked() {
     // Done long before the gap.
     let old = "20261201200000000000";
     cache_job(d.path(), old, &["a"], &[("a", at(old, 1))]);
-    let mut b = backfill(d.path());
+    let mut b: Backfill = backfill(d.path());
     let steps = b.after_gap(at(JID, 20), at(JID, 40));
     let shown: Vec<(String, bool)> = steps
         .iter()
@@ -114,15 +114,15 @@ fn the_returns_written_in_the_gap_are_routed_and_the_others_only_tracked() {
     assert_eq!(data["fun"], json!("cmd.run"));
     assert_eq!(data["fun_args"], json!(["sleep 1"]));
     assert_eq!(data["id"], json!("b"));
-    assert_eq!(b.delivered(), 1);
-    assert_eq!(b.bad_files(), 0);
+    assert_eq!(b.counts().returns, 1);
+    assert_eq!(b.counts().bad_files, 0);
 }
 
 #[test]
 fn a_rebuilt_return_has_the_bus_events_key() {
     let d = tempfile::tempdir().unwrap();
     cache_job(d.path(), JID, &["a"], &[("a", at(JID, 30))]);
-    let found = backfill(d.path()).returns_of(JID, &["a".to_string()]);
+    let found = backfill::<()>(d.path()).returns_of(JID, &["a".to_string()]);
     assert_eq!(found.len(), 1);
     let bus = Event::synthetic(
         format!("salt/job/{JID}/ret/a"),
@@ -151,7 +151,7 @@ fn bad_and_oversized_files_are_counted_and_skipped() {
         max_file_bytes: 1024,
         ..BackfillConfig::default()
     };
-    let mut b = Backfill::for_master(cfg, None).unwrap();
+    let mut b: Backfill = Backfill::for_master(cfg, None).unwrap();
     let routed: Vec<String> = b
         .after_gap(at(JID, 20), at(JID, 40))
         .into_iter()
@@ -161,7 +161,7 @@ fn bad_and_oversized_files_are_counted_and_skipped() {
         })
         .collect();
     assert_eq!(routed, vec![format!("salt/job/{JID}/ret/b")]);
-    assert_eq!(b.bad_files(), 2);
+    assert_eq!(b.counts().bad_files, 2);
 }
 
 #[test]
@@ -171,14 +171,14 @@ fn another_job_cache_or_no_cachedir_means_no_backfill() {
         master_job_cache: Some("redis".into()),
         ..BackfillConfig::default()
     };
-    assert!(Backfill::for_master(other, None).is_none());
-    assert!(Backfill::for_master(BackfillConfig::default(), None).is_none());
+    assert!(Backfill::<()>::for_master(other, None).is_none());
+    assert!(Backfill::<()>::for_master(BackfillConfig::default(), None).is_none());
     let off = BackfillConfig {
         enabled: false,
         cachedir: Some("/x".into()),
         ..BackfillConfig::default()
     };
-    assert!(Backfill::for_master(off, None).is_none());
+    assert!(Backfill::<()>::for_master(off, None).is_none());
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn reading_the_cache_writes_nothing() {
     let d = tempfile::tempdir().unwrap();
     let dir = cache_job(d.path(), JID, &["a"], &[("a", at(JID, 30))]);
     let before = listing(d.path());
-    let mut b = backfill(d.path());
+    let mut b: Backfill = backfill(d.path());
     b.after_gap(at(JID, 20), at(JID, 40));
     b.returns_of(JID, &["a".to_string()]);
     assert_eq!(listing(d.path()), before);

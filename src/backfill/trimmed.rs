@@ -76,8 +76,7 @@ pub fn trimmed_return(ev: &Event) -> Option<(&str, &str)> {
 fn return_of(tag: &str) -> Option<(&str, &str)> {
     let rest = tag.strip_prefix("salt/job/")?;
     let (jid, minion) = rest.split_once("/ret/")?;
-    let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
-    (crate::salt::jid::is_bare_jid(jid) && plain(minion)).then_some((jid, minion))
+    super::cache::is_job_and_minion(jid, minion).then_some((jid, minion))
 }
 
 /// `ev` with `return`, `retcode` and `success` from the cached return.
@@ -177,9 +176,7 @@ impl<T> TrimmedHold<T> {
                 continue;
             }
             if let Some(done) = self.look_up(&h.event, cache) {
-                self.bytes -= h.event.heap_bytes();
-                self.counts.completed += 1;
-                out.push((done, h.with));
+                self.release_completed(h, done, &mut out);
             } else if now >= h.give_up {
                 self.release_as_is(h, &mut out);
             } else {
@@ -202,11 +199,7 @@ impl<T> TrimmedHold<T> {
         let mut out = Vec::new();
         while let Some(h) = self.held.pop_front() {
             match self.look_up(&h.event, cache) {
-                Some(done) => {
-                    self.bytes -= h.event.heap_bytes();
-                    self.counts.completed += 1;
-                    out.push((done, h.with));
-                }
+                Some(done) => self.release_completed(h, done, &mut out),
                 None => self.release_as_is(h, &mut out),
             }
         }
@@ -227,6 +220,13 @@ impl<T> TrimmedHold<T> {
         let (jid, minion) = return_of(event.tag())?;
         let cached = cache.find_return(jid, minion)?;
         Some(completed(event, &cached))
+    }
+
+    /// `h`, completed from the cache as `done`.
+    fn release_completed(&mut self, h: Held<T>, done: Event, out: &mut Vec<(Event, T)>) {
+        self.bytes -= h.event.heap_bytes();
+        self.counts.completed += 1;
+        out.push((done, h.with));
     }
 
     fn release_as_is(&mut self, h: Held<T>, out: &mut Vec<(Event, T)>) {

@@ -182,10 +182,11 @@ impl TwinFilter {
     /// Pairs an event a syndic may have relayed with its copy (a master of
     /// masters), then [`step`](Self::step).
     fn relay(&mut self, ev: Event, now: Instant, out: &mut Vec<TwinVerdict>) {
-        let copy = syndic::relayed(ev.tag()).map(|(id, at)| (Arc::<str>::from(id), at));
         if !self.enabled[TwinKind::Syndic.index()] {
             return self.step(ev, now, out);
         }
+        // The id is shared by the copy's provenance: one allocation, for relayed events only.
+        let copy = syndic::relayed(ev.tag()).map(|(id, at)| (Arc::<str>::from(id), at));
         if !self.master.order_masters {
             if copy.is_some() && !self.warned_syndic {
                 self.warned_syndic = true;
@@ -229,10 +230,7 @@ impl TwinFilter {
         let on = |k: TwinKind| enabled[k.index()];
         let role = match ev.provenance().syndic.clone() {
             Some(s) => {
-                let tag = match syndic::relayed(ev.tag()) {
-                    Some((id, at)) if id == &*s => &ev.tag()[at..],
-                    _ => ev.tag(),
-                };
+                let tag = syndic::original_tag(&ev).unwrap_or(ev.tag());
                 classify::role_at(tag, &ev, on).relayed_by(&s)
             }
             None => classify::role(&ev, on),

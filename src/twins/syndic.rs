@@ -66,17 +66,21 @@ pub(super) fn relayed(tag: &str) -> Option<(&str, usize)> {
     (!id.is_empty() && !original.is_empty()).then_some((id, tag.len() - original.len()))
 }
 
+/// The original tag of an event the syndic named in its provenance
+/// relayed as `syndic/<id>/<tag>`; `None` for any other event.
+pub(super) fn original_tag(ev: &Event) -> Option<&str> {
+    let syndic = ev.provenance().syndic.as_deref()?;
+    let (id, at) = relayed(ev.tag())?;
+    (id == syndic).then(|| &ev.tag()[at..])
+}
+
 /// A syndic's copy that goes on (`keep_syndic`, or one whose original
 /// never came), under its original tag: the same fact, for the job
 /// tracker, which reads jobs by their tags. `None` for any other event.
 pub fn original_of(ev: &Event) -> Option<Event> {
-    let syndic = ev.provenance().syndic.clone()?;
-    let (id, at) = relayed(ev.tag())?;
-    if id != &*syndic {
-        return None;
-    }
+    let tag = original_tag(ev)?;
     let mut e = Event::new(
-        ev.tag()[at..].to_owned(),
+        tag.to_owned(),
         JsonText::trusted(ev.data_json().to_owned()),
         ev.received_at(),
         Arc::from(ev.source()),
