@@ -213,8 +213,9 @@ fn delivered<S>(ctx: &Ctx<S>, items: &[Outgoing]) {
     ctx.stats
         .delivered
         .fetch_add(items.len() as u64, Ordering::Relaxed);
+    let now = std::time::SystemTime::now();
     for o in items {
-        ctx.stats.latency.observe(spool::age(&o.event));
+        ctx.stats.latency.observe(spool::age(&o.event, now));
     }
 }
 

@@ -33,6 +33,9 @@ pub fn trace_context(data_json: &str) -> Option<TraceContext> {
         traceparent: Option<serde_json::Value>,
         tracestate: Option<serde_json::Value>,
     }
+    if !may_have_trace(data_json.as_bytes()) {
+        return None;
+    }
     memchr::memmem::find(data_json.as_bytes(), b"\"traceparent\"")?;
     let m: Members = serde_json::from_str(data_json).ok()?;
     let traceparent = m.traceparent?.as_str()?.to_owned();
@@ -49,6 +52,15 @@ pub fn trace_context(data_json: &str) -> Option<TraceContext> {
         traceparent,
         tracestate,
     })
+}
+
+/// Whether `data` has `"trace` at all: one search with a searcher built
+/// once (every event is asked, by the idempotency key and by each sink; a
+/// searcher built per call was a visible cost in `perf`).
+fn may_have_trace(data: &[u8]) -> bool {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"trace"));
+    FINDER.find(data).is_some()
 }
 
 /// `00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>`, lower-case
@@ -78,9 +90,10 @@ pub fn valid_tracestate(s: &str) -> bool {
 pub fn without_trace_members(data_json: &str) -> Option<String> {
     let bytes = data_json.as_bytes();
     const QUOTED: [&[u8]; 2] = [b"\"traceparent\"", b"\"tracestate\""];
-    if !QUOTED
-        .iter()
-        .any(|k| memchr::memmem::find(bytes, k).is_some())
+    if !may_have_trace(bytes)
+        || !QUOTED
+            .iter()
+            .any(|k| memchr::memmem::find(bytes, k).is_some())
     {
         return None;
     }

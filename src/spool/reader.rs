@@ -40,6 +40,9 @@ pub struct SpoolReader {
     shared: Arc<Shared>,
     /// The open segment: its first sequence number and the reader.
     file: Option<(u64, BufReader<File>)>,
+    /// The segment of `file` as last looked up (the writer may have added
+    /// records to it since).
+    seg: Option<Segment>,
     /// Sequence number of the next record in `file`.
     file_seq: u64,
     pending: VecDeque<(u64, Outgoing, usize)>,
@@ -56,6 +59,7 @@ impl SpoolReader {
         SpoolReader {
             shared,
             file: None,
+            seg: None,
             file_seq,
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -152,47 +156,59 @@ impl SpoolReader {
         while self.pending.len() < want.max(READ_AHEAD / 4) && self.file_seq < flushed && budget > 0
         {
             budget -= 1;
-            let Some(seg) = self.segment_for(self.file_seq) else {
-                // Nothing left on disk for this number (a dropped segment).
-                self.file_seq = flushed;
-                self.file = None;
-                break;
-            };
-            if seg.first > self.file_seq {
-                self.file_seq = seg.first;
-                self.file = None;
-            }
-            if self.file_seq >= seg.end() && self.file_seq < flushed {
-                // Past this segment's last record: the next segment is newer.
-                self.file = None;
-                self.file_seq = seg.end().max(self.file_seq + 1);
-                continue;
-            }
-            if !self.open_at(&seg) {
-                self.skip_segment(&seg, "cannot open it");
-                continue;
+            // The spool's state is locked to find a segment only when the
+            // open one has no more known records: once a batch, not once
+            // a record (issue 13).
+            if !self.positioned() {
+                let Some(seg) = self.segment_for(self.file_seq) else {
+                    // Nothing left on disk for this number (a dropped segment).
+                    self.file_seq = flushed;
+                    self.file = None;
+                    break;
+                };
+                if seg.first > self.file_seq {
+                    self.file_seq = seg.first;
+                    self.file = None;
+                }
+                if self.file_seq >= seg.end() && self.file_seq < flushed {
+                    // Past this segment's last record: the next segment is newer.
+                    self.file = None;
+                    self.file_seq = seg.end().max(self.file_seq + 1);
+                    continue;
+                }
+                if !self.open_at(&seg) {
+                    self.skip_segment(&seg, "cannot open it");
+                    continue;
+                }
+                self.seg = Some(seg);
             }
             let Some((_, r)) = self.file.as_mut() else {
                 break;
             };
-            match record::read_one(r) {
-                Ok(NextRecord::Record(payload, n)) => {
-                    let seq = self.file_seq;
-                    self.file_seq += 1;
-                    if record::is_tombstone(&payload) {
-                        // A record lost to damage, counted when it was found.
-                        continue;
+            let next = record::read_one(r);
+            if let Ok(NextRecord::Record(payload, n)) = next {
+                let seq = self.file_seq;
+                self.file_seq += 1;
+                if record::is_tombstone(&payload) {
+                    // A record lost to damage, counted when it was found.
+                    continue;
+                }
+                match record::decode(&payload, &mut self.sources) {
+                    Some(o) => {
+                        self.pending_bytes += n;
+                        self.pending.push_back((seq, o, n));
                     }
-                    match record::decode(&payload, &mut self.sources) {
-                        Some(o) => {
-                            self.pending_bytes += n;
-                            self.pending.push_back((seq, o, n));
-                        }
-                        None => {
-                            tracing::error!(dir = %self.shared.dir.display(), seq, "spool: a record of an unknown version was skipped")
-                        }
+                    None => {
+                        tracing::error!(dir = %self.shared.dir.display(), seq, "spool: a record of an unknown version was skipped")
                     }
                 }
+                continue;
+            }
+            let Some(seg) = self.seg.clone() else {
+                break;
+            };
+            match next {
+                Ok(NextRecord::Record(..)) => {}
                 Ok(NextRecord::End) => self.skip_segment(&seg, "it ends early"),
                 Ok(NextRecord::Bad(why)) => self.skip_damage(&seg, why),
                 Err(e) => {
@@ -202,6 +218,16 @@ impl SpoolReader {
             }
         }
         (flushed, closed)
+    }
+
+    /// The open file is `seg`'s and `file_seq` is one of its known records.
+    fn positioned(&self) -> bool {
+        match (&self.file, &self.seg) {
+            (Some((first, _)), Some(seg)) => {
+                *first == seg.first && seg.first <= self.file_seq && self.file_seq < seg.end()
+            }
+            _ => false,
+        }
     }
 
     /// The segment holding `seq`, or the first one after it.

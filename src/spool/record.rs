@@ -240,10 +240,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Seconds since an event was read, for the latency histogram.
-pub fn age(ev: &Event) -> f64 {
-    SystemTime::now()
-        .duration_since(ev.received_at())
+/// Seconds from when an event was read to `now`, for the latency
+/// histogram (a batch reads the clock once).
+pub fn age(ev: &Event, now: SystemTime) -> f64 {
+    now.duration_since(ev.received_at())
         .map_or(0.0, |d| d.as_secs_f64())
 }
 

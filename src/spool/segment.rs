@@ -15,7 +15,7 @@ pub struct Segment {
     pub records: u64,
     /// Bytes in it.
     pub bytes: u64,
-    /// Shared: the reader copies its segment for every record it reads.
+    /// Shared: the reader copies a segment at each look-up.
     pub path: std::sync::Arc<Path>,
 }
 

@@ -18,7 +18,6 @@ use crate::event::json::write_str;
 use crate::event::partial::raw_members;
 use crate::event::trace::trace_context;
 use crate::outgoing::Outgoing;
-use crate::salt::Fnmatch;
 use crate::sink::cloudevents::{self, Attributes, CloudEventsConfig, Format, Mode};
 use crate::sink::SinkConfigError;
 
@@ -58,7 +57,6 @@ pub struct RecordBuilder {
     key: Option<Template>,
     headers: Vec<(String, Template)>,
     msgpack: bool,
-    job_return: Fnmatch,
     /// `format: cloudevents`: its mode and source.
     cloudevents: Option<CloudEventsConfig>,
 }
@@ -89,7 +87,6 @@ impl RecordBuilder {
             key,
             headers,
             msgpack: cfg.is_msgpack(),
-            job_return: Fnmatch::new("salt/job/*/ret/*"),
             cloudevents: (cfg.format == Format::Cloudevents)
                 .then(|| cfg.cloudevents.clone().unwrap_or_default()),
         })
@@ -123,7 +120,7 @@ impl RecordBuilder {
         rec.key.clear();
         match &self.key {
             Some(t) => rec.key.push_str(&render(t, "key", &mut ctx)?),
-            None => default_key_into(out, &self.job_return, &mut rec.key),
+            None => default_key_into(out, &mut rec.key),
         }
         let ev = &out.event;
         let mut headers = HeaderWriter::new(&mut rec.headers);
@@ -234,9 +231,9 @@ fn cloudevents_record(
 
 /// The default key, appended to `key`: the minion id of a job return, else
 /// the jid, else the tag.
-fn default_key_into(out: &Outgoing, job_return: &Fnmatch, key: &mut String) {
+fn default_key_into(out: &Outgoing, key: &mut String) {
     let ev = &out.event;
-    let is_return = job_return.is_match(ev.tag());
+    let is_return = is_job_return_tag(ev.tag());
     if let Some(whole) = ev.data_if_parsed() {
         let id = is_return.then(|| whole.get("id")).flatten();
         match scalar_text(id).or_else(|| scalar_text(whole.get("jid"))) {
@@ -253,6 +250,13 @@ fn default_key_into(out: &Outgoing, job_return: &Fnmatch, key: &mut String) {
     if !(raw_scalar_into(id, key) || raw_scalar_into(jid, key)) {
         key.push_str(ev.tag());
     }
+}
+
+/// `salt/job/*/ret/*` as Salt's fnmatch reads it (`*` crosses `/`),
+/// without running a pattern on every record.
+fn is_job_return_tag(tag: &str) -> bool {
+    tag.strip_prefix("salt/job/")
+        .is_some_and(|rest| rest.contains("/ret/"))
 }
 
 /// A string or a number as text (jids can be integers); anything else is absent.

@@ -185,3 +185,22 @@ fn msgpack_fallback_packs_json() {
     let r = b.build(&out("t", v.clone())).unwrap();
     assert_eq!(r.payload, buf);
 }
+
+#[test]
+fn the_job_return_check_is_salts_fnmatch() {
+    let pattern = crate::salt::Fnmatch::new("salt/job/*/ret/*");
+    for tag in [
+        "salt/job/20240101/ret/web1",
+        "salt/job//ret/",
+        "salt/job/1/ret/a/b",
+        "salt/job/ret/x",
+        "salt/job/1/new",
+        "salt/job/1/retx/a",
+        "xsalt/job/1/ret/a",
+        "salt/job/a/b/ret/c",
+        "salt/job/1/ret",
+        "salt/job/é/ret/ü",
+    ] {
+        assert_eq!(is_job_return_tag(tag), pattern.is_match(tag), "{tag}");
+    }
+}
