@@ -215,7 +215,7 @@ fn a_salt_api_restart_gives_a_gap_marker_and_the_stream_resumes() {
 
 #[test]
 fn a_token_is_renewed_before_it_expires_and_nothing_is_lost_or_doubled() {
-    // Tokens live 10 s: renewed at 8 s, while the old stream goes on until
+    // Tokens live 10 s: renewed at 5 s, while the old stream goes on until
     // salt-api ends it after its first event past the expiry.
     let Some((sb, port)) = sandbox("3008.4", 10) else {
         return;
