@@ -94,10 +94,10 @@ impl LocalJobCache {
     /// saltbridge does not know (then jobs are found by listing only).
     fn jid_dir(&self, jid: &str) -> Option<PathBuf> {
         let hex = match self.hash_type.as_str() {
-            "sha256" => hex(&sha2::Sha256::digest(jid.as_bytes())),
-            "sha512" => hex(&sha2::Sha512::digest(jid.as_bytes())),
-            "sha384" => hex(&sha2::Sha384::digest(jid.as_bytes())),
-            "sha224" => hex(&sha2::Sha224::digest(jid.as_bytes())),
+            "sha256" => crate::event::json::hex(&sha2::Sha256::digest(jid.as_bytes())),
+            "sha512" => crate::event::json::hex(&sha2::Sha512::digest(jid.as_bytes())),
+            "sha384" => crate::event::json::hex(&sha2::Sha384::digest(jid.as_bytes())),
+            "sha224" => crate::event::json::hex(&sha2::Sha224::digest(jid.as_bytes())),
             _ => return None,
         };
         Some(self.jobs.join(&hex[..2]).join(&hex[2..]))
@@ -310,14 +310,6 @@ pub(crate) fn is_job_and_minion(jid: &str, minion: &str) -> bool {
     let plain =
         !minion.is_empty() && !minion.contains(['/', '\0']) && minion != "." && minion != "..";
     plain && crate::salt::jid::is_bare_jid(jid)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The strings of a list (a minion list); anything else is empty.

@@ -219,7 +219,7 @@ impl Event {
         } else {
             h.update(Self::key_data(self.data.as_str()).as_bytes());
         }
-        hex128(h.digest128())
+        json::hex(&h.digest128().to_be_bytes())
     }
 
     /// `salt/job/<jid>/ret/<id>`, not fired by a minion: a return as the
@@ -281,17 +281,6 @@ impl Event {
     }
 }
 
-/// `format!("{:032x}", v)` without the formatter (once per event per sink
-/// that sends the key).
-fn hex128(v: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for i in (0..32).rev() {
-        out.push(char::from(DIGITS[((v >> (i * 4)) & 0xf) as usize]));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -304,7 +293,7 @@ mod tests {
             1 << 127,
             0x0123_4567_89ab_cdef << 40,
         ] {
-            assert_eq!(super::hex128(v), format!("{v:032x}"));
+            assert_eq!(super::json::hex(&v.to_be_bytes()), format!("{v:032x}"));
         }
     }
 

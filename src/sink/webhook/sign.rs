@@ -36,16 +36,7 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Result<[u8; 32], SignError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignError;
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
+pub use crate::event::json::hex;
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
 pub fn unix_seconds(now: SystemTime) -> u64 {
