@@ -20,6 +20,8 @@
 //! until the next place that looks like a frame start, `0x82 0xa4 "head"` or
 //! `0x82 0xa4 "body"` (the two-key map Salt always packs; Python 2 dicts may put
 //! `body` first), preceded by a plausible length on a length-prefixed stream.
+//! An envelope with any other key or number of keys is not an envelope, so
+//! garbage that opens a map around the next real `head` is counted, not merged.
 //! So scanning never starts inside a body the decoder has parsed, and a fake
 //! frame inside an event's data is never emitted (issue 12, finding 1). The
 //! price: a corrupt length (a flipped bit, which the unix socket never makes)
@@ -376,6 +378,12 @@ impl FrameDecoder {
 
 const PATTERN_LEN: usize = 6;
 
+/// Salt packs every envelope as exactly `{"head": .., "body": ..}`
+/// (`salt/transport/frame.py`, `frame_msg`). Any other key is refused: bytes
+/// in front of a real frame can otherwise open a map whose first key swallows
+/// that frame's `head`, and make garbage plus a real body pass as one frame.
+const ENVELOPE_KEYS: usize = 2;
+
 /// Index of the next plausible frame start in `buf`, if any.
 fn next_frame_start(buf: &[u8], framing: Option<Framing>, max_frame: usize) -> Option<usize> {
     let finder = memmem::Finder::new(b"\x82\xa4");
@@ -420,20 +428,24 @@ fn reach(bytes: &[u8]) -> Reach {
         MsgpackError::Truncated { .. } => Reach::NeedMore,
         _ => Reach::NotAFrame,
     };
-    let n = match c.head() {
-        Ok(Head::Map(n)) if (1..=16).contains(&n) => n,
+    match c.head() {
+        Ok(Head::Map(ENVELOPE_KEYS)) => {}
         Ok(_) => return Reach::NotAFrame,
         Err(e) => return fail(e),
     };
     let mut body_end = None;
-    for _ in 0..n {
+    for _ in 0..ENVELOPE_KEYS {
         let step = (|| -> Result<Option<Reach>, MsgpackError> {
             let Head::Str(k) = c.head()? else {
                 return Ok(Some(Reach::NotAFrame));
             };
-            if c.take(k)? != b"body" {
-                c.skip_value()?;
-                return Ok(None);
+            match c.take(k)? {
+                b"head" => {
+                    c.skip_value()?;
+                    return Ok(None);
+                }
+                b"body" => {}
+                _ => return Ok(Some(Reach::NotAFrame)),
             }
             let (Head::Bin(len) | Head::Str(len)) = c.head()? else {
                 return Ok(Some(Reach::NotAFrame));
@@ -459,16 +471,19 @@ fn reach(bytes: &[u8]) -> Reach {
 /// of the body payload and the bytes the whole map used.
 fn envelope(bytes: &[u8], max_frame: usize) -> Result<(Range<usize>, usize), FrameError> {
     let mut c = Cursor::new(bytes);
-    let n = match c.head().map_err(FrameError::Msgpack)? {
-        Head::Map(n) if (1..=16).contains(&n) => n,
-        _ => return Err(FrameError::BadEnvelope("not a small map")),
+    match c.head().map_err(FrameError::Msgpack)? {
+        Head::Map(ENVELOPE_KEYS) => {}
+        _ => return Err(FrameError::BadEnvelope("not a two-key map")),
     };
     let mut body = None;
-    for _ in 0..n {
+    for _ in 0..ENVELOPE_KEYS {
         let key = match c.head().map_err(FrameError::Msgpack)? {
             Head::Str(k) => c.take(k).map_err(FrameError::Msgpack)?,
             _ => return Err(FrameError::BadEnvelope("key is not a string")),
         };
+        if key != b"head" && key != b"body" {
+            return Err(FrameError::BadEnvelope("key is neither head nor body"));
+        }
         if key == b"body" {
             let len = match c.head().map_err(FrameError::Msgpack)? {
                 Head::Bin(len) | Head::Str(len) => len,
@@ -570,6 +585,30 @@ mod tests {
             })
             .collect();
         assert_eq!(bodies, vec!["a", "b"], "{frames:?}");
+    }
+
+    #[test]
+    fn garbage_that_opens_a_map_around_the_next_head_is_counted_not_merged() {
+        // 0x82 0xac: a two-key map whose first key is a 12-byte string, six
+        // garbage bytes and the first six bytes of the real frame (its
+        // `0x82 0xa4 "head"`). The real `{}` and body would then complete it;
+        // the envelope's keys are checked, so the garbage is a skipped run.
+        let garbage = [0x82, 0xac, 0, 0, 0, 0, 0, 0];
+        let frames = run(&[&garbage[..], &bare(b"a"), &bare(b"b")].concat());
+        assert!(
+            matches!(
+                frames[0],
+                Frame::Malformed {
+                    offset: 0,
+                    len: 8,
+                    ..
+                }
+            ),
+            "{frames:?}"
+        );
+        assert!(matches!(&frames[1], Frame::Body { body, .. } if body == "a"));
+        assert!(matches!(&frames[2], Frame::Body { body, .. } if body == "b"));
+        assert_eq!(frames.len(), 3);
     }
 
     #[test]
