@@ -11,6 +11,17 @@
 //! Everything published before the new stream subscribed is on the old
 //! one, everything after on the new one, so nothing is lost or doubled.
 //! The hold is bounded in bytes; past it the old stream is dropped at once.
+//!
+//! The new stream has subscribed once its first line comes: salt-api's
+//! `Events.GET` (`rest_cherrypy/app.py`, `listen`) subscribes to the bus,
+//! then writes `retry: 400`; the response headers come before that. A quiet
+//! master can keep an expired old stream open past the new token's own
+//! renewal; then the new stream, once subscribed, replaces the old one (it
+//! has held everything since it subscribed), and only then is the next
+//! stream opened. A subscribed new stream is never replaced by one that may
+//! not have subscribed yet: under load (salt-api starved of CPU beside a
+//! build) that lost the events between the old stream's end and the
+//! newest stream's subscription.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -30,6 +41,8 @@ use crate::source::{EventSender, ReaderOptions, ReceiverGone};
 const MAX_HANDOVER_BYTES: usize = 64 << 20;
 /// How soon a failed renewal is tried again.
 const RENEW_RETRY: Duration = Duration::from_secs(10);
+/// How soon a renewal that waits for the new stream to subscribe looks again.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a stream ended.
 pub(super) enum StreamEnd {
@@ -70,6 +83,8 @@ impl Conn {
 /// The new stream while the old one still runs.
 struct Handover {
     next: Conn,
+    /// The new stream has sent its first line, so it has subscribed.
+    subscribed: bool,
     /// Events the old stream delivered since: hash of (tag, data) to count.
     delivered: HashMap<u64, u32>,
     held: VecDeque<Event>,
@@ -161,15 +176,23 @@ pub(super) async fn read(
                 }
                 let Some(reason) = end else { continue };
                 match handover.take() {
-                    Some(h) => match h.finish(sender).await {
-                        Ok(next) => cur = next,
-                        Err(ReceiverGone) => return StreamEnd::ReceiverGone,
-                    },
+                    Some(h) => {
+                        if !h.subscribed {
+                            tracing::warn!(source = %sender.source(),
+                                "the old salt-api stream ended before the renewed token's stream \
+                                 had subscribed; events in between may be missing");
+                        }
+                        match h.finish(sender).await {
+                            Ok(next) => cur = next,
+                            Err(ReceiverGone) => return StreamEnd::ReceiverGone,
+                        }
+                    }
                     None => return StreamEnd::Lost(reason),
                 }
             }
             Step::Next(end) => {
                 let Some(h) = handover.as_mut() else { continue };
+                h.subscribed |= !next_items.is_empty();
                 for item in next_items.drain(..) {
                     if let Some(ev) = decode(item, sender, server_retry) {
                         h.held_bytes += ev.heap_bytes();
@@ -191,6 +214,21 @@ pub(super) async fn read(
                 }
             }
             Step::Renew => {
+                match handover.take() {
+                    // The old stream outlived the new token's renewal time
+                    // (no event came to end it): the new one has held all
+                    // since it subscribed, so it takes over now.
+                    Some(h) if h.subscribed => match h.finish(sender).await {
+                        Ok(next) => cur = next,
+                        Err(ReceiverGone) => return StreamEnd::ReceiverGone,
+                    },
+                    Some(h) => {
+                        handover = Some(h);
+                        renew_at = Some(Instant::now() + SUBSCRIBE_WAIT);
+                        continue;
+                    }
+                    None => {}
+                }
                 auth.forget();
                 match open(client, base, auth).await {
                     Ok(response) => {
@@ -199,6 +237,7 @@ pub(super) async fn read(
                                 response,
                                 parser: SseParser::new(opts.max_frame),
                             },
+                            subscribed: false,
                             delivered: HashMap::new(),
                             held: VecDeque::new(),
                             held_bytes: 0,
