@@ -481,9 +481,6 @@ fn envelope(bytes: &[u8], max_frame: usize) -> Result<(Range<usize>, usize), Fra
             Head::Str(k) => c.take(k).map_err(FrameError::Msgpack)?,
             _ => return Err(FrameError::BadEnvelope("key is not a string")),
         };
-        if key != b"head" && key != b"body" {
-            return Err(FrameError::BadEnvelope("key is neither head nor body"));
-        }
         if key == b"body" {
             let len = match c.head().map_err(FrameError::Msgpack)? {
                 Head::Bin(len) | Head::Str(len) => len,
@@ -498,8 +495,10 @@ fn envelope(bytes: &[u8], max_frame: usize) -> Result<(Range<usize>, usize), Fra
             let start = c.pos();
             c.take(len).map_err(FrameError::Msgpack)?;
             body = Some(start..start + len);
-        } else {
+        } else if key == b"head" {
             c.skip_value().map_err(FrameError::Msgpack)?;
+        } else {
+            return Err(FrameError::BadEnvelope("key is neither head nor body"));
         }
     }
     let body = body.ok_or(FrameError::BadEnvelope("no body"))?;

@@ -97,9 +97,13 @@ impl Handover {
         self.hasher.hash_one((ev.tag(), ev.data_json()))
     }
 
-    /// Sends on the held events the old stream did not deliver; returns the
-    /// new stream.
-    async fn finish(mut self, sender: &mut EventSender) -> Result<Conn, ReceiverGone> {
+    /// Sends on the held events the old stream did not deliver, and puts the
+    /// new stream in `cur`'s place.
+    async fn finish(
+        mut self,
+        sender: &mut EventSender,
+        cur: &mut Conn,
+    ) -> Result<(), ReceiverGone> {
         let (mut doubled, mut sent) = (0u64, 0u64);
         while let Some(ev) = self.held.pop_front() {
             let key = self.key(&ev);
@@ -113,7 +117,8 @@ impl Handover {
         }
         tracing::info!(source = %sender.source(), doubled, new = sent,
             "switched to the stream of the renewed salt-api token");
-        Ok(self.next)
+        *cur = self.next;
+        Ok(())
     }
 }
 
@@ -182,9 +187,8 @@ pub(super) async fn read(
                                 "the old salt-api stream ended before the renewed token's stream \
                                  had subscribed; events in between may be missing");
                         }
-                        match h.finish(sender).await {
-                            Ok(next) => cur = next,
-                            Err(ReceiverGone) => return StreamEnd::ReceiverGone,
+                        if h.finish(sender, &mut cur).await.is_err() {
+                            return StreamEnd::ReceiverGone;
                         }
                     }
                     None => return StreamEnd::Lost(reason),
@@ -207,9 +211,8 @@ pub(super) async fn read(
                     renew_at = Some(Instant::now() + RENEW_RETRY);
                 } else if h.held_bytes > MAX_HANDOVER_BYTES {
                     let Some(h) = handover.take() else { continue };
-                    match h.finish(sender).await {
-                        Ok(next) => cur = next,
-                        Err(ReceiverGone) => return StreamEnd::ReceiverGone,
+                    if h.finish(sender, &mut cur).await.is_err() {
+                        return StreamEnd::ReceiverGone;
                     }
                 }
             }
@@ -218,10 +221,12 @@ pub(super) async fn read(
                     // The old stream outlived the new token's renewal time
                     // (no event came to end it): the new one has held all
                     // since it subscribed, so it takes over now.
-                    Some(h) if h.subscribed => match h.finish(sender).await {
-                        Ok(next) => cur = next,
-                        Err(ReceiverGone) => return StreamEnd::ReceiverGone,
-                    },
+                    Some(h) if h.subscribed => {
+                        let taken_over = h.finish(sender, &mut cur).await;
+                        if taken_over.is_err() {
+                            return StreamEnd::ReceiverGone;
+                        }
+                    }
                     Some(h) => {
                         handover = Some(h);
                         renew_at = Some(Instant::now() + SUBSCRIBE_WAIT);
